@@ -1,0 +1,173 @@
+/*
+ * <slabdefrag/slab.h> — object caches with targeted defragmentation.
+ *
+ * A slab cache hands out fixed-size objects carved from slabs: aligned blocks of
+ * memory (4 KiB .. 64 KiB) that each hold objects_per_slab objects of one cache.
+ * Each thread allocates from its own active slab without atomic read-modify-write
+ * operations; frees from other threads go to a per-slab lock-free list and never
+ * block the owning thread.  Empty slabs beyond a small per-cache reserve are handed
+ * back to the OS at once (MADV_DONTNEED: RSS drops), without a background thread.
+ *
+ * Defragmentation empties sparse slabs by asking the cache's owner to evict
+ * (get/kick, Lameter's protocol) or relocate (move, illumos kmem_cache_set_move)
+ * the objects that keep them alive; see the section "Defragmentation" below.
+ *
+ * Errors: functions that can fail return NULL or a negative errno value and set
+ * errno.  Every function is thread-safe unless its comment says otherwise.
+ */
+#ifndef SLABDEFRAG_SLAB_H
+#define SLABDEFRAG_SLAB_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct slab_cache; /* opaque */
+typedef void (*slab_ctor_fn)(void *obj);
+
+/* Flags for slab_cache_create(). */
+#define SLAB_HWCACHE_ALIGN 0x0001u /* objects start on cache-line (64 B) boundaries */
+#define SLAB_POISON        0x0002u /* debug: poison free objects, check on alloc */
+#define SLAB_RED_ZONE      0x0004u /* debug: guard bytes around each object */
+#define SLAB_STORE_USER    0x0008u /* debug: remember alloc/free call sites */
+#define SLAB_CONSISTENCY   0x0010u /* debug: full consistency checks on every free */
+#define SLAB_NO_RESERVE    0x0100u /* hand every empty slab back to the OS at once */
+
+/*
+ * Create a cache of objects of `size` bytes (1 .. SLAB_MAX_OBJECT_SIZE).
+ * `name` is copied (at most 31 characters are kept); `align` 0 means pointer
+ * alignment, otherwise a power of two up to 4096.  `ctor`, when not NULL, runs
+ * once per object when its slab is created; objects keep their constructed state
+ * across slab_free() and later slab_alloc() (type-stable memory).
+ * Returns NULL with errno EINVAL (bad size/align/flags) or ENOMEM.
+ */
+#define SLAB_MAX_OBJECT_SIZE (32u * 1024u)
+struct slab_cache *slab_cache_create(const char *name, size_t size, size_t align,
+                                     unsigned flags, slab_ctor_fn ctor);
+
+/*
+ * Destroy a cache.  No thread may use the cache during or after the call.
+ * Objects still allocated are reported on stderr ("slabdefrag: cache 'x':
+ * N objects still allocated") and their memory is released with the cache.
+ */
+void slab_cache_destroy(struct slab_cache *s);
+
+/* Allocate one object.  NULL with errno ENOMEM when the OS refuses memory. */
+void *slab_alloc(struct slab_cache *s);
+
+/*
+ * Free an object of `s`.  slab_free(s, NULL) does nothing.  A pointer that is
+ * not an object of `s` (outside any slab, another cache's object, misaligned)
+ * or a detected double free aborts the process with a message on stderr that
+ * names the cache, the pointer and what was wrong.
+ */
+void slab_free(struct slab_cache *s, void *obj);
+
+/* Object size, and the cache's name, as given to slab_cache_create(). */
+size_t slab_cache_object_size(const struct slab_cache *s);
+const char *slab_cache_name(const struct slab_cache *s);
+
+/* The library's version string, e.g. "0.1.0". */
+const char *slabdefrag_version(void);
+
+/* ------------------------------------------------------------------------
+ * Statistics
+ *
+ * Counters are exact whenever no thread holds an active slab of the cache
+ * (after the threads exit, or after slab_cache_shrink() from the only thread
+ * using it), and may lag by a thread's cached objects otherwise.
+ */
+struct slab_cache_stats {
+    const char *name;
+    size_t object_size, slab_size;
+    unsigned objects_per_slab;
+    uint64_t objects_active, objects_total; /* allocated / capacity of existing slabs */
+    uint64_t slabs, slabs_partial, slabs_empty;
+    uint64_t bytes_mapped; /* slab memory currently held from the OS */
+    uint64_t allocs, frees;
+    uint64_t defrag_passes, defrag_slabs_scanned, defrag_slabs_freed;
+    uint64_t defrag_objects_kicked, defrag_objects_moved, defrag_objects_refused;
+    uint64_t defrag_bytes_released;
+    /* Per move-callback return code (index: enum slab_move_result). */
+    uint64_t move_results[5];
+};
+
+/* Fill *out.  0, or -EINVAL for a NULL argument.  out->name stays valid while s lives. */
+int slab_cache_get_stats(struct slab_cache *s, struct slab_cache_stats *out);
+
+/* The live cache with this name, or NULL. */
+struct slab_cache *slab_cache_find(const char *name);
+
+/*
+ * Write every cache's statistics: a slabinfo-like table (json == 0), or
+ * {"caches": [{"name": ..., <every field of struct slab_cache_stats>}, ...]}.
+ */
+void slab_info_write(FILE *out, int json);
+
+/* Call fn for every live cache (under the global cache-list lock: fn must not
+ * create or destroy caches). */
+void slab_cache_foreach(void (*fn)(struct slab_cache *s, void *arg), void *arg);
+
+/* Check every structure of the cache (lists, counts, free lists); 0 or -EUCLEAN,
+ * with the first problem on stderr.  Expensive: for tests. */
+int slab_cache_validate(struct slab_cache *s);
+
+/* ------------------------------------------------------------------------
+ * Defragmentation
+ */
+
+/* Evict protocol (Lameter).  See the contract in docs/ and below. */
+typedef void *(*slab_get_fn)(struct slab_cache *s, int nr, void **objs);
+typedef void (*slab_kick_fn)(struct slab_cache *s, int nr, void **objs, void *private_data);
+
+/*
+ * Register the evict protocol.  `get` runs with the slab frozen and no
+ * allocator lock held; every pointer in objs was allocated when the vector was
+ * built, but an object may be freed concurrently: get must detect that (e.g.
+ * get-unless-zero on a refcount) and set its entry to NULL.  Its return value is
+ * passed to kick.  `kick` runs with no allocator lock held and frees (or rebuilds
+ * elsewhere) what it can; success is judged by the slab's in-use count after it.
+ * The memory of a frozen slab stays mapped and type-stable until the pass ends.
+ * 0, or -EINVAL.
+ */
+int slab_cache_setup_defrag(struct slab_cache *s, slab_get_fn get, slab_kick_fn kick);
+
+/* Move protocol — relocation, illumos kmem move semantics. */
+enum slab_move_result {
+    SLAB_MOVE_YES,       /* moved: allocator frees old */
+    SLAB_MOVE_NO,        /* never movable: allocator frees new, stops asking for this slab */
+    SLAB_MOVE_LATER,     /* busy now: allocator frees new, may retry (a few times) */
+    SLAB_MOVE_DONT_NEED, /* owner no longer needs old: allocator frees both */
+    SLAB_MOVE_DONT_KNOW, /* old is not a live object (being freed/allocated): frees new */
+};
+typedef enum slab_move_result (*slab_move_fn)(void *old_obj, void *new_obj, size_t size,
+                                               void *arg);
+int slab_cache_set_move(struct slab_cache *s, slab_move_fn move, void *arg);
+
+/* Triggers.  Each returns bytes handed back to the OS (>= 0) or a negative errno. */
+long slab_cache_defrag(struct slab_cache *s, unsigned fill_percent); /* slabs below fill% */
+long slab_cache_shrink(struct slab_cache *s); /* release empty slabs, defrag partial ones */
+long slab_reclaim(size_t target_bytes);       /* all caches, most reclaimable first */
+
+/* Background defragmenter policy; zero fields take the defaults shown. */
+struct slab_defrag_policy {
+    unsigned interval_ms;        /* how often caches are examined (default 100) */
+    unsigned frag_percent;       /* a cache is worth a pass when free objects in partial
+                                    slabs exceed this % of its capacity (default 12) */
+    size_t min_waste_bytes;      /* ... and at least this many bytes are wasted (256 KiB) */
+    unsigned slab_fill_percent;  /* slabs below this fill are candidates (default 30) */
+    unsigned cpu_budget_percent; /* share of one CPU the defragmenter may use (default 5) */
+    unsigned max_step_us;        /* longest single step (default 1000) */
+    int use_psi;                 /* 1: also wake on /proc/pressure/memory stalls */
+};
+int slab_defrag_start(const struct slab_defrag_policy *policy); /* NULL = defaults */
+void slab_defrag_stop(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* SLABDEFRAG_SLAB_H */

@@ -1,0 +1,221 @@
+/*
+ * slab/cache.c — creating, finding and destroying caches; the slab size rule.
+ *
+ * 1. Objects.  struct slab_cache (internal.h).  Every live cache is on the global
+ *    cache list and owns a unique id in [0, SLAB_MAX_CACHES) that indexes each
+ *    thread's heap table; ids are reused after destroy (heap.c handles orphans).
+ * 2. Locking.  cache_list_lock protects: the cache list, the id bitmap.  Order:
+ *    cache_list_lock before any cache->lock.
+ * 3. Layout of an object slot (stride bytes):
+ *      [object][debug red zone][free pointer]   when the free pointer is outside
+ *      [free pointer | rest of object]          otherwise (it overlays a free object)
+ *    The free pointer lives outside the object whenever the object's contents must
+ *    survive being free: a constructor (type-stable, constructed state kept across
+ *    free/alloc), debug poisoning, or defrag callbacks (which may read a freed
+ *    object, e.g. its refcount; set before the first slab exists, see defrag.c).
+ * 4. Slab size rule: the smallest power of two from 4 KiB to 256 KiB that holds
+ *    at least 8 objects with at most 1/8 of the slab wasted (header + tail);
+ *    if none does, 256 KiB.  Examples: 64 B → 4 KiB (63 objects), 256 B → 4 KiB
+ *    (15), 1 KiB → 16 KiB (15), 8 KiB → 128 KiB (15), 32 KiB → 256 KiB (7).
+ * 5. Destroy reports live objects ("N objects still allocated at destroy") and
+ *    returns every slab to the OS.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "debug.h"
+
+pthread_mutex_t cache_list_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct slab_cache *cache_list;
+static uint64_t id_used[SLAB_MAX_CACHES / 64];
+
+static size_t round_up(size_t x, size_t a) { return (x + a - 1) & ~(a - 1); }
+
+/* Compute stride, fp_offset, first_offset, objects, slab_shift.  0 or -EINVAL. */
+int cache_compute_layout(struct slab_cache *s, bool fp_outside)
+{
+    size_t align = s->align;
+    size_t obj = s->size < sizeof(void *) ? sizeof(void *) : s->size;
+    if (fp_outside) {
+        s->fp_offset = round_up(s->size + debug_slot_extra(s->flags), sizeof(void *));
+        s->stride = round_up(s->fp_offset + sizeof(void *), align);
+    } else {
+        s->fp_offset = 0;
+        s->stride = round_up(obj, align);
+    }
+    s->first_offset = round_up(sizeof(struct slab), align < 64 ? 64 : align);
+    s->fp_outside = fp_outside;
+    for (unsigned shift = SLAB_MIN_SHIFT; shift <= SLAB_MAX_SHIFT; shift++) {
+        size_t bytes = (size_t)1 << shift;
+        if (bytes <= s->first_offset)
+            continue;
+        size_t n = (bytes - s->first_offset) / s->stride;
+        size_t waste = bytes - n * s->stride;
+        if ((n >= 8 && waste * 8 <= bytes) || (shift == SLAB_MAX_SHIFT && n >= 1)) {
+            s->slab_shift = shift;
+            s->objects = (unsigned)n;
+            s->stride_recip = ((UINT64_C(1) << 40) + s->stride - 1) / s->stride;
+            return 0;
+        }
+    }
+    return -EINVAL;
+}
+
+static int alloc_id(void)
+{
+    for (unsigned w = 0; w < SLAB_MAX_CACHES / 64; w++)
+        if (~id_used[w]) {
+            unsigned bit = (unsigned)__builtin_ctzll(~id_used[w]);
+            id_used[w] |= UINT64_C(1) << bit;
+            return (int)(w * 64 + bit);
+        }
+    return -1;
+}
+
+static bool valid_args(size_t size, size_t align, unsigned flags)
+{
+    if (size == 0 || size > SLAB_MAX_OBJECT_SIZE)
+        return false;
+    if (align & (align - 1) || align > 4096)
+        return false;
+    return true;
+}
+
+struct slab_cache *slab_cache_create(const char *name, size_t size, size_t align, unsigned flags,
+                                     slab_ctor_fn ctor)
+{
+    if (!name || !valid_args(size, align, flags)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    struct slab_cache *s = calloc(1, sizeof *s);
+    if (!s) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    snprintf(s->name, sizeof s->name, "%s", name);
+    s->flags = debug_flags_from_env(s->name, flags);
+    s->size = size;
+    s->align = align ? align : sizeof(void *);
+    if (s->flags & SLAB_HWCACHE_ALIGN && s->align < 64)
+        s->align = 64;
+    s->ctor = ctor;
+    if (cache_compute_layout(s, ctor || (s->flags & SLAB_DEBUG_FLAGS)) != 0) {
+        free(s);
+        errno = EINVAL;
+        return NULL;
+    }
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_mutex_init(&s->defrag_lock, NULL);
+    pthread_mutex_lock(&cache_list_lock);
+    int id = alloc_id();
+    if (id >= 0) {
+        s->id = (unsigned)id;
+        s->next_cache = cache_list;
+        if (cache_list)
+            cache_list->prev_cache = s;
+        cache_list = s;
+    }
+    pthread_mutex_unlock(&cache_list_lock);
+    if (id < 0) {
+        free(s);
+        errno = ENOMEM;
+        return NULL;
+    }
+    return s;
+}
+
+static void cache_unlist(struct slab_cache *s)
+{
+    pthread_mutex_lock(&cache_list_lock);
+    if (s->prev_cache)
+        s->prev_cache->next_cache = s->next_cache;
+    else
+        cache_list = s->next_cache;
+    if (s->next_cache)
+        s->next_cache->prev_cache = s->prev_cache;
+    id_used[s->id / 64] &= ~(UINT64_C(1) << (s->id % 64));
+    pthread_mutex_unlock(&cache_list_lock);
+}
+
+void slab_cache_destroy(struct slab_cache *s)
+{
+    if (!s)
+        return;
+    slab_defrag_forget(s);
+    heap_orphan_all(s);
+    pthread_mutex_lock(&s->lock);
+    uint64_t allocs, frees;
+    heap_stats(s, &allocs, &frees);
+    struct slab *chain = s->all_slabs;
+    s->all_slabs = NULL;
+    pthread_mutex_unlock(&s->lock);
+    if (allocs > frees)
+        fprintf(stderr, "slabdefrag: cache '%s': %llu objects still allocated at destroy\n", s->name,
+                (unsigned long long)(allocs - frees));
+    while (chain) {
+        struct slab *next = chain->all_next;
+        slab_release(s, chain);
+        chain = next;
+    }
+    cache_unlist(s);
+    pthread_mutex_destroy(&s->lock);
+    pthread_mutex_destroy(&s->defrag_lock);
+    free(s);
+}
+
+struct slab_cache *slab_cache_find(const char *name)
+{
+    struct slab_cache *found = NULL;
+    pthread_mutex_lock(&cache_list_lock);
+    for (struct slab_cache *s = cache_list; s && name; s = s->next_cache)
+        if (strcmp(s->name, name) == 0) {
+            found = s;
+            break;
+        }
+    pthread_mutex_unlock(&cache_list_lock);
+    return found;
+}
+
+void slab_cache_foreach(void (*fn)(struct slab_cache *s, void *arg), void *arg)
+{
+    pthread_mutex_lock(&cache_list_lock);
+    for (struct slab_cache *s = cache_list; s; s = s->next_cache)
+        fn(s, arg);
+    pthread_mutex_unlock(&cache_list_lock);
+}
+
+size_t slab_cache_object_size(const struct slab_cache *s) { return s->size; }
+const char *slab_cache_name(const struct slab_cache *s) { return s->name; }
+
+const char *slabdefrag_version(void)
+{
+#ifdef SLABDEFRAG_VERSION
+    return SLABDEFRAG_VERSION;
+#else
+    return "0.1.0";
+#endif
+}
+
+/* Give this thread's slabs of s back, settle every listed slab, and release all
+ * empty slabs.  Caller holds no lock.  Returns bytes released. */
+long cache_shrink_empty(struct slab_cache *s)
+{
+    uint64_t before = atomic_load_explicit(&s->nr_slabs, relaxed);
+    struct heap *h = heap_lookup(s);
+    if (h)
+        heap_flush(h);
+    pthread_mutex_lock(&s->lock);
+    for (struct slab *sl = s->partial.head, *next; sl; sl = next) {
+        next = sl->next;
+        cache_settle_listed(s, sl);
+    }
+    cache_release_empty(s, 0);
+    pthread_mutex_unlock(&s->lock);
+    /* Count what the flush released too (beyond the reserve) */
+    uint64_t after = atomic_load_explicit(&s->nr_slabs, relaxed);
+    return after < before ? (long)((before - after) << s->slab_shift) : 0;
+}

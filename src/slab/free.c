@@ -1,0 +1,170 @@
+/*
+ * slab/free.c — slab_free: pointer validation, the local fast path, and frees
+ * into slabs the calling thread does not own.
+ *
+ * 1. Validation (always on, cheap): the segment map says whether the pointer is
+ *    in slab memory at all and the slab size there; the slab header at the
+ *    aligned base names the cache; the offset must be a whole number of strides
+ *    (a multiply by a precomputed reciprocal, no division).  Any failure aborts
+ *    with "slabdefrag: cache '<name>': slab_free(<ptr>): <what>".
+ * 2. Paths, by who owns the object's slab (see internal.h for the states):
+ *      this thread's active slab   push on heap->freelist (plain stores);
+ *      another slab this heap owns push on slab->freelist (plain stores); a slab
+ *                                  that empties goes back to the cache;
+ *      FULL                        claim it by CAS (FULL → OWNED by this heap) and
+ *                                  keep it on this heap's partial list;
+ *      anything else               push on the slab's remote stack by CAS; a
+ *                                  LISTED slab whose remote count reaches its
+ *                                  inuse may be empty: re-check under the lock.
+ * 3. Double frees caught here without debug mode: the object is already the head
+ *    of the freelist it would join; a heap or slab count would exceed the slab's
+ *    capacity or go negative.  Debug mode (debug.c) catches all of them.
+ * 4. Memory ordering: the remote push CAS is seq_cst and so is the inuse load
+ *    after it, pairing with cache_settle_listed (see slab.c).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "internal.h"
+#include "debug.h"
+
+_Noreturn void slab_report_bad_free(const struct slab_cache *s, const void *obj, const char *what,
+                                    const char *detail)
+{
+    fprintf(stderr, "slabdefrag: cache '%s': slab_free(%p): %s%s\n", s->name, obj, what,
+            detail ? detail : "");
+    fflush(stderr);
+    abort();
+}
+
+static _Noreturn void report_foreign(const struct slab_cache *s, const void *obj)
+{
+    unsigned shift = os_segment_slab_shift(obj);
+    if (shift) {
+        const struct slab *sl = (const struct slab *)((uintptr_t)obj & ~(((uintptr_t)1 << shift) - 1));
+        if (sl->magic == SLAB_MAGIC && sl->cache && sl->cache != s) {
+            char detail[64];
+            snprintf(detail, sizeof detail, "'%s'", sl->cache->name);
+            slab_report_bad_free(s, obj, "belongs to cache ", detail);
+        }
+        slab_report_bad_free(s, obj, "not a slab object", " (no live slab of this cache there)");
+    }
+    slab_report_bad_free(s, obj, "not a slab object", " (outside any slab)");
+}
+
+static inline struct slab *slab_checked(struct slab_cache *s, void *obj, unsigned *idx_out)
+{
+    if (unlikely(os_segment_slab_shift(obj) != s->slab_shift))
+        report_foreign(s, obj);
+    struct slab *sl = (struct slab *)((uintptr_t)obj & ~(uintptr_t)(slab_bytes(s) - 1));
+    if (unlikely(sl->cache != s || sl->magic != SLAB_MAGIC))
+        report_foreign(s, obj);
+    uintptr_t off = (uintptr_t)obj - (uintptr_t)sl - s->first_offset;
+    unsigned idx = slab_index(s, sl, obj);
+    if (unlikely(off >= (uintptr_t)s->objects * s->stride || (uintptr_t)idx * s->stride != off))
+        slab_report_bad_free(s, obj, "misaligned", " (not the start of an object)");
+    *idx_out = idx;
+    return sl;
+}
+
+/* The object is the top of the slab's remote-free stack: freed twice. */
+static inline bool on_remote_top(struct slab *sl, unsigned idx)
+{
+    return xf_head(atomic_load_explicit(&sl->xfree, relaxed)) == idx + 1;
+}
+
+void slab_free_owned(struct slab_cache *s, struct heap *h, struct slab *sl, void *obj)
+{
+    unsigned inuse = slab_inuse(sl);
+    if (unlikely(obj == sl->freelist || inuse == 0 || on_remote_top(sl, slab_index(s, sl, obj))))
+        slab_report_bad_free(s, obj, "double free", " (object already free)");
+    fp_set(s, obj, sl->freelist);
+    sl->freelist = obj;
+    slab_set_inuse(sl, inuse - 1);
+    if (inuse - 1 == 0) {
+        slab_list_remove(&h->partial, sl);
+        heap_publish(h);
+        cache_put_slab(s, sl);
+    }
+}
+
+/* Claim a FULL slab for heap h: the object being freed becomes its freelist. */
+static void claim_full(struct slab_cache *s, struct heap *h, struct slab *sl, void *obj)
+{
+    atomic_store_explicit(&sl->owner, h, relaxed);
+    fp_set(s, obj, NULL);
+    sl->freelist = obj;
+    slab_set_inuse(sl, sl->objects - 1);
+    heap_add_partial(h, sl);
+}
+
+void slab_free_remote(struct slab_cache *s, struct heap *h, struct slab *sl, void *obj)
+{
+    unsigned idx = slab_index(s, sl, obj);
+    uint64_t old = atomic_load_explicit(&sl->xfree, relaxed);
+    uint64_t new;
+    for (;;) {
+        unsigned st = xf_state(old);
+        if (st == ST_FULL && h) {
+            if (atomic_compare_exchange_weak_explicit(&sl->xfree, &old, xf_make(ST_OWNED, 0, 0),
+                                                      memory_order_acquire, relaxed)) {
+                claim_full(s, h, sl, obj);
+                return;
+            }
+            continue;
+        }
+        unsigned head = xf_head(old);
+        if (unlikely(head == idx + 1))
+            slab_report_bad_free(s, obj, "double free", " (object already on the remote free list)");
+        fp_set(s, obj, head ? slab_obj(s, sl, head - 1) : NULL);
+        /* Without a heap (ENOMEM) a FULL slab is listed instead of claimed. */
+        new = xf_make(st == ST_FULL ? ST_LISTED : st, xf_count(old) + 1, idx + 1);
+        if (atomic_compare_exchange_weak_explicit(&sl->xfree, &old, new, memory_order_seq_cst,
+                                                  relaxed))
+            break;
+    }
+    if (xf_state(old) == ST_FULL) {
+        pthread_mutex_lock(&s->lock);
+        slab_list_push(&s->partial, sl, LIST_PARTIAL);
+        cache_settle_listed(s, sl);
+        pthread_mutex_unlock(&s->lock);
+    } else if (xf_state(new) == ST_LISTED) {
+        unsigned inuse = atomic_load(&sl->inuse);
+        if (unlikely(xf_count(new) > inuse))
+            slab_report_bad_free(s, obj, "double free", " (more frees than allocated objects)");
+        if (xf_count(new) == inuse)
+            cache_listed_maybe_empty(s, sl);
+    }
+}
+
+static void slab_free_slow(struct slab_cache *s, struct slab *sl, void *obj)
+{
+    struct heap *h = heap_get(s);
+    if (h && atomic_load_explicit(&sl->owner, relaxed) == h && sl != h->active)
+        slab_free_owned(s, h, sl, obj);
+    else
+        slab_free_remote(s, h, sl, obj);
+    if (h)
+        counter_inc(&h->frees);
+}
+
+void slab_free(struct slab_cache *s, void *obj)
+{
+    if (unlikely(obj == NULL))
+        return;
+    unsigned idx;
+    struct slab *sl = slab_checked(s, obj, &idx);
+    if (unlikely(s->flags & SLAB_DEBUG_FLAGS))
+        debug_on_free(s, sl, obj);
+    struct heap *h = tls_heaps[s->id];
+    if (likely(h != NULL && sl == h->active)) {
+        if (unlikely(obj == h->freelist || h->nfree >= s->objects || on_remote_top(sl, idx)))
+            slab_report_bad_free(s, obj, "double free", " (object already free)");
+        fp_set(s, obj, h->freelist);
+        h->freelist = obj;
+        h->nfree++;
+        counter_inc(&h->frees);
+        return;
+    }
+    slab_free_slow(s, sl, obj);
+}

@@ -1,0 +1,264 @@
+/*
+ * slab/internal.h — the slab core's types, shared by the files of src/slab/.
+ *
+ * Glossary (see also ../../include/slabdefrag/slab.h and the spec's glossary):
+ *   segment  4 MiB aligned region from mmap, cut into slabs of one size (os.c).
+ *   slab     2^slab_shift bytes (4 KiB .. 256 KiB), aligned to its size; a header
+ *            (struct slab) at its start, then objects_per_slab objects (slab.c).
+ *   heap     one thread's state for one cache: its active slab and a short list of
+ *            partial slabs it owns (heap.c).  SLUB calls this the per-cpu slab.
+ *   owner    whoever may touch a slab's freelist and inuse with plain loads/stores:
+ *            a heap (state OWNED), the cache lock (state LISTED), or nobody (FULL).
+ *
+ * Slab states (the `state` bits of slab->xfree; transitions in slab.c/free.c):
+ *
+ *     new ──► OWNED ──(exhausted, no remote frees)──► FULL
+ *              ▲  │                                   │
+ *              │  └──(heap overflow / thread exit)─┐  │ first free into it (any thread):
+ *              │                                   ▼  │ CAS FULL→OWNED by the freer's heap
+ *              └──(a heap takes it, under lock)── LISTED ◄┘ (via the freer's heap list)
+ *                                                  │
+ *                                  (empty beyond reserve, under lock) ──► released to the OS
+ *
+ *   OWNED  owner heap h: h's thread alone reads/writes freelist, inuse, list links
+ *          (the active slab keeps its free objects in h->freelist instead).  A defrag
+ *          pass owns the slabs it froze through a private heap (defrag.c).
+ *   FULL   unowned and on no list; every object allocated as far as the last owner
+ *          knew.  The free that finds it FULL claims it by CAS.
+ *   LISTED on the cache's partial or empty list; cache->lock owns freelist and inuse.
+ *   In every state other threads free by pushing onto the remote stack in xfree.
+ *
+ * The xfree word (one atomic 64-bit value) = state | remote count | remote head:
+ *   bits  0..19  index+1 of the first object on the remote-free stack (0: empty)
+ *   bits 20..39  number of objects on the remote-free stack
+ *   bits 40..41  state
+ * Pushing onto the stack needs no ABA protection: only the owner pops, and it takes
+ * the whole stack at once (exchange), never one element.
+ *
+ * Invariants (a slab with owner view `inuse` and remote count `r`):
+ *   objects allocated to users = inuse - r
+ *   objects_per_slab = inuse + |freelist|  (for the active slab: + h->nfree instead)
+ *   0 <= r <= inuse
+ */
+#ifndef SLABDEFRAG_SLAB_INTERNAL_H
+#define SLABDEFRAG_SLAB_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <slabdefrag/slab.h>
+
+#define likely(x)   __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+#define relaxed     memory_order_relaxed
+
+#define SEGMENT_SHIFT   22 /* 4 MiB */
+#define SEGMENT_SIZE    ((size_t)1 << SEGMENT_SHIFT)
+#define SLAB_MIN_SHIFT  12 /* 4 KiB */
+#define SLAB_MAX_SHIFT  18 /* 256 KiB */
+#define SLAB_MAX_CACHES 512
+#define SLAB_MAGIC      0x51ab5eedu
+#define HEAP_PARTIAL_MAX 8 /* slabs a heap may own besides its active one */
+#define CACHE_EMPTY_RESERVE 2 /* empty slabs a cache keeps before returning them to the OS */
+
+/* --- xfree word ---------------------------------------------------------- */
+enum slab_state { ST_OWNED = 1, ST_FULL = 2, ST_LISTED = 3 };
+#define XF_HEAD_BITS  20
+#define XF_COUNT_BITS 20
+#define XF_HEAD_MASK  ((UINT64_C(1) << XF_HEAD_BITS) - 1)
+#define XF_COUNT_MASK ((UINT64_C(1) << XF_COUNT_BITS) - 1)
+#define XF_STATE_SHIFT (XF_HEAD_BITS + XF_COUNT_BITS)
+
+static inline unsigned xf_head(uint64_t x) { return (unsigned)(x & XF_HEAD_MASK); }
+static inline unsigned xf_count(uint64_t x) { return (unsigned)((x >> XF_HEAD_BITS) & XF_COUNT_MASK); }
+static inline unsigned xf_state(uint64_t x) { return (unsigned)(x >> XF_STATE_SHIFT); }
+static inline uint64_t xf_make(unsigned state, unsigned count, unsigned head)
+{
+    return ((uint64_t)state << XF_STATE_SHIFT) | ((uint64_t)count << XF_HEAD_BITS) | head;
+}
+
+struct slab_cache;
+struct heap;
+struct segment;
+
+/* Doubly linked list of slabs; `nr` counts its members. */
+struct slab_list {
+    struct slab *head;
+    unsigned nr;
+};
+
+/* Which list a slab is on (slab->list), for validation and unlinking. */
+enum slab_list_id { LIST_NONE, LIST_HEAP_PARTIAL, LIST_PARTIAL, LIST_EMPTY, LIST_FROZEN };
+
+/* Defrag marks on a slab (slab->defrag_flags, owned like freelist). */
+#define SLAB_DF_NOMOVE 0x01 /* callbacks said NO: not a candidate until it empties */
+
+struct slab {
+    uint32_t magic;    /* SLAB_MAGIC while the slab belongs to a cache */
+    uint32_t objects;  /* objects_per_slab */
+    struct slab_cache *cache;
+    struct segment *seg;
+    _Atomic uint64_t xfree;        /* state | remote count | remote head (see above) */
+    void *freelist;                /* owner's free objects (not the active slab's) */
+    _Atomic uint32_t inuse;        /* owner view; written by the owner only (relaxed) */
+    uint8_t list;                  /* enum slab_list_id, written by the owner */
+    uint8_t defrag_flags;          /* SLAB_DF_*, under cache->lock or the freezing pass */
+    uint8_t later_count;           /* LATER answers seen by defrag for this slab */
+    uint8_t unused_;
+    _Atomic(struct heap *) owner;  /* valid in state OWNED; written by the owner only */
+    struct slab *next, *prev;      /* list links, owned with the list */
+    struct slab *all_next, *all_prev; /* cache->all_slabs, under cache->lock */
+};
+
+/*
+ * One thread's state for one cache.  Only that thread touches freelist, nfree,
+ * active and partial; allocs/frees are written by it with relaxed stores and read
+ * by stats.  Registered on cache->heaps under cache->lock (heap.c).
+ */
+struct heap {
+    void *freelist;            /* active slab's free objects */
+    unsigned nfree;            /* length of freelist */
+    struct slab *active;
+    struct slab_cache *cache;  /* NULL once the cache is destroyed (orphan) */
+    struct slab_list partial;  /* OWNED, not active, with free objects */
+    _Atomic uint64_t allocs, frees;
+    _Atomic unsigned pub_partial; /* partial.nr, published for stats */
+    struct heap *next, *prev;  /* cache->heaps */
+    bool is_defrag;            /* a defrag pass's private heap: never on cache->heaps */
+};
+
+struct slab_cache {
+    /* Read-only after creation (hot). */
+    unsigned id;               /* index into each thread's heap table */
+    unsigned flags;
+    size_t size;               /* object size as created */
+    size_t align;              /* effective alignment */
+    bool fp_outside;           /* free pointer after the object (see cache.c) */
+    size_t stride;             /* distance between objects */
+    size_t fp_offset;          /* free pointer offset within an object slot */
+    size_t first_offset;       /* offset of object 0 from the slab base */
+    unsigned objects;          /* objects_per_slab */
+    unsigned slab_shift;
+    uint64_t stride_recip;     /* ceil(2^40 / stride): index = (off * recip) >> 40 */
+    slab_ctor_fn ctor;
+
+    pthread_mutex_t lock;      /* protects everything below, except the atomics */
+    struct slab_list partial;  /* LISTED slabs with free and allocated objects */
+    struct slab_list empty;    /* LISTED slabs with no object allocated */
+    struct slab *all_slabs;    /* every slab of the cache (all_next/all_prev) */
+    struct heap *heaps;        /* heaps of live threads */
+    _Atomic uint64_t nr_slabs;
+    uint64_t retired_allocs, retired_frees; /* from heaps that went away */
+
+    /* Defragmentation (defrag.c); set under lock, read by passes. */
+    slab_get_fn get;
+    slab_kick_fn kick;
+    slab_move_fn move;
+    void *move_arg;
+    pthread_mutex_t defrag_lock;      /* one pass per cache at a time */
+    unsigned defrag_backoff;          /* passes to skip after fruitless ones */
+    unsigned defrag_fruitless;        /* consecutive passes that freed nothing */
+    struct {
+        _Atomic uint64_t passes, scanned, freed, kicked, moved, refused, bytes;
+        _Atomic uint64_t move_results[5];
+    } dstat;
+
+    struct slab_cache *next_cache, *prev_cache; /* global list, under cache_list_lock */
+    char name[32];
+};
+
+/* --- helpers shared across files ----------------------------------------- */
+static inline size_t slab_bytes(const struct slab_cache *s) { return (size_t)1 << s->slab_shift; }
+
+static inline void *slab_obj(const struct slab_cache *s, const struct slab *sl, unsigned i)
+{
+    return (char *)sl + s->first_offset + (size_t)i * s->stride;
+}
+
+static inline unsigned slab_index(const struct slab_cache *s, const struct slab *sl, const void *obj)
+{
+    uint64_t off = (uint64_t)((const char *)obj - (const char *)sl - s->first_offset);
+    return (unsigned)((off * s->stride_recip) >> 40);
+}
+
+/* Free-pointer access: the link lives at fp_offset inside the object's slot. */
+static inline void *fp_get(const struct slab_cache *s, const void *obj)
+{
+    void *next;
+    __builtin_memcpy(&next, (const char *)obj + s->fp_offset, sizeof next);
+    return next;
+}
+static inline void fp_set(const struct slab_cache *s, void *obj, void *next)
+{
+    __builtin_memcpy((char *)obj + s->fp_offset, &next, sizeof next);
+}
+
+static inline unsigned slab_inuse(struct slab *sl) { return atomic_load_explicit(&sl->inuse, relaxed); }
+static inline void slab_set_inuse(struct slab *sl, unsigned v) { atomic_store_explicit(&sl->inuse, v, relaxed); }
+static inline void counter_inc(_Atomic uint64_t *c)
+{   /* single writer: no read-modify-write needed */
+    atomic_store_explicit(c, atomic_load_explicit(c, relaxed) + 1, relaxed);
+}
+
+static inline void heap_publish(struct heap *h)
+{
+    atomic_store_explicit(&h->pub_partial, h->partial.nr, relaxed);
+}
+
+/* list.c-like helpers (slab.c) */
+void slab_list_push(struct slab_list *l, struct slab *sl, enum slab_list_id id);
+void slab_list_remove(struct slab_list *l, struct slab *sl);
+struct slab *slab_list_pop(struct slab_list *l);
+
+/* os.c: segments and the segment map */
+void *os_slab_alloc(unsigned shift, struct segment **seg_out);
+void os_slab_free(void *base, unsigned shift, struct segment *seg);
+unsigned os_segment_slab_shift(const void *p); /* 0: not in any segment */
+
+/* slab.c: slab lifecycle, cache lists (callers hold cache->lock where said) */
+struct slab *slab_new(struct slab_cache *s);                    /* no lock held */
+void slab_release(struct slab_cache *s, struct slab *sl);        /* no lock held; slab off all lists but all_slabs */
+void *slab_take_remote(struct slab *sl, unsigned *count);        /* owner: take remote stack */
+void slab_merge_remote(struct slab_cache *s, struct slab *sl);   /* owner: remote → freelist */
+struct slab *cache_take_partial(struct slab_cache *s, struct heap *h); /* LISTED → OWNED(h) */
+void cache_put_slab(struct slab_cache *s, struct slab *sl);      /* owner gives up sl: → LISTED/FULL/released */
+long cache_release_empty(struct slab_cache *s, unsigned keep);   /* cache->lock held; bytes */
+void cache_settle_listed(struct slab_cache *s, struct slab *sl); /* cache->lock held */
+void cache_listed_maybe_empty(struct slab_cache *s, struct slab *sl); /* no lock held */
+void cache_link_slab(struct slab_cache *s, struct slab *sl);     /* cache->lock held */
+void cache_unlink_slab(struct slab_cache *s, struct slab *sl);   /* cache->lock held */
+
+/* heap.c */
+extern __thread struct heap *tls_heaps[SLAB_MAX_CACHES] __attribute__((tls_model("initial-exec")));
+struct heap *heap_get(struct slab_cache *s);          /* this thread's heap, created on demand */
+struct heap *heap_lookup(struct slab_cache *s);       /* NULL if none yet */
+void heap_flush(struct heap *h);                      /* give back active + partial slabs */
+void heap_deactivate(struct heap *h);                 /* give back the active slab only */
+void heap_activate(struct heap *h, struct slab *sl);
+void heap_add_partial(struct heap *h, struct slab *sl);
+void heap_orphan_all(struct slab_cache *s);           /* destroy: detach live threads' heaps */
+void heap_stats(struct slab_cache *s, uint64_t *allocs, uint64_t *frees); /* cache->lock held */
+unsigned heap_partial_slabs(struct slab_cache *s);   /* cache->lock held */
+
+/* free.c */
+void slab_free_remote(struct slab_cache *s, struct heap *h, struct slab *sl, void *obj);
+void slab_free_owned(struct slab_cache *s, struct heap *h, struct slab *sl, void *obj);
+_Noreturn void slab_report_bad_free(const struct slab_cache *s, const void *obj, const char *what,
+                                    const char *detail);
+
+/* cache.c */
+extern pthread_mutex_t cache_list_lock;
+int cache_compute_layout(struct slab_cache *s, bool fp_outside);
+long cache_shrink_empty(struct slab_cache *s);
+
+/* os.c */
+size_t os_bytes_mapped(void);
+
+/* defrag.c */
+long defrag_cache(struct slab_cache *s, unsigned fill_percent, bool forced);
+void slab_defrag_forget(struct slab_cache *s); /* destroy: stop the background defragmenter seeing s */
+
+#endif

@@ -1,0 +1,178 @@
+/*
+ * slab/os.c — the OS boundary: segments of slab memory, and the segment map.
+ *
+ * 1. Objects.  A segment is a 4 MiB region, aligned to 4 MiB, obtained with mmap
+ *    and cut into slabs of one size (2^shift, 4 KiB .. 256 KiB); its descriptor
+ *    (struct segment) lives outside it, so every byte of the segment is slab memory.
+ *    One segment pool per slab size; a slab is "in use" (handed to a cache) or
+ *    "free" (its pages given back with MADV_DONTNEED, so they cost no RSS).
+ * 2. Locking.  pool[shift].lock protects: the pool's segment list, each of its
+ *    segments' bitmap and nr_free.  The segment map is written under the same
+ *    lock and read without it (relaxed atomics): a pointer that really is a slab
+ *    object was published to its user after its segment was mapped.
+ * 3. Lifecycle.  os_slab_alloc takes a free slab from a segment with room, mapping
+ *    a new segment when none has; os_slab_free first MADV_DONTNEEDs the slab (RSS
+ *    drops at once, as the contract demands — never MADV_FREE), then marks it free;
+ *    a segment whose slabs are all free is unmapped unless it is the pool's last.
+ * 4. Invariants.  nr_free == number of zero bits among the first nslabs bits;
+ *    segmap[addr >> 22] == shift for every address of a mapped segment, else 0.
+ * 5. Numbers.  4 MiB segments: one mmap per 16 .. 1024 slabs keeps syscalls off the
+ *    slab-creation path; keeping one empty segment per pool avoids map/unmap churn
+ *    at a cost of address space only (its pages are not resident).
+ * 6. Observability.  Caches count their own bytes_mapped; os_bytes_mapped() here
+ *    counts whole segments.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "internal.h"
+
+#define NR_POOLS (SLAB_MAX_SHIFT - SLAB_MIN_SHIFT + 1)
+#define MAX_SLABS_PER_SEGMENT (SEGMENT_SIZE >> SLAB_MIN_SHIFT)
+#define ADDRESS_BITS 47
+
+struct segment {
+    char *base;
+    unsigned shift, nslabs, nr_free;
+    uint64_t used[MAX_SLABS_PER_SEGMENT / 64];
+    struct segment *next, *prev;
+};
+
+static struct pool {
+    pthread_mutex_t lock;
+    struct segment *segments;
+    unsigned nr_segments;
+} pools[NR_POOLS] = {
+#define P { PTHREAD_MUTEX_INITIALIZER, NULL, 0 }
+    P, P, P, P, P, P, P
+#undef P
+};
+
+/* One byte per possible segment of the 47-bit user address space (32 MiB of
+ * virtual memory, resident only where segments exist). */
+static _Atomic uint8_t segmap[(size_t)1 << (ADDRESS_BITS - SEGMENT_SHIFT)];
+
+unsigned os_segment_slab_shift(const void *p)
+{
+    uintptr_t a = (uintptr_t)p;
+    if (unlikely(a >> ADDRESS_BITS))
+        return 0;
+    return atomic_load_explicit(&segmap[a >> SEGMENT_SHIFT], relaxed);
+}
+
+static char *map_aligned_segment(void)
+{
+    size_t len = SEGMENT_SIZE * 2;
+    char *raw = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                     -1, 0);
+    if (raw == MAP_FAILED)
+        return NULL;
+    char *base = (char *)(((uintptr_t)raw + SEGMENT_SIZE - 1) & ~(uintptr_t)(SEGMENT_SIZE - 1));
+    if (base > raw)
+        munmap(raw, (size_t)(base - raw));
+    char *end = base + SEGMENT_SIZE;
+    if (raw + len > end)
+        munmap(end, (size_t)(raw + len - end));
+    return base;
+}
+
+static struct segment *segment_new(struct pool *p, unsigned shift)
+{
+    struct segment *seg = calloc(1, sizeof *seg);
+    if (!seg)
+        return NULL;
+    seg->base = map_aligned_segment();
+    if (!seg->base) {
+        free(seg);
+        return NULL;
+    }
+    seg->shift = shift;
+    seg->nslabs = (unsigned)(SEGMENT_SIZE >> shift);
+    seg->nr_free = seg->nslabs;
+    atomic_store_explicit(&segmap[(uintptr_t)seg->base >> SEGMENT_SHIFT], (uint8_t)shift, relaxed);
+    seg->next = p->segments;
+    if (p->segments)
+        p->segments->prev = seg;
+    p->segments = seg;
+    p->nr_segments++;
+    return seg;
+}
+
+static void segment_delete(struct pool *p, struct segment *seg)
+{
+    if (seg->prev)
+        seg->prev->next = seg->next;
+    else
+        p->segments = seg->next;
+    if (seg->next)
+        seg->next->prev = seg->prev;
+    p->nr_segments--;
+    atomic_store_explicit(&segmap[(uintptr_t)seg->base >> SEGMENT_SHIFT], 0, relaxed);
+    munmap(seg->base, SEGMENT_SIZE);
+    free(seg);
+}
+
+static int segment_take_slab(struct segment *seg)
+{
+    for (unsigned w = 0; w * 64 < seg->nslabs; w++) {
+        uint64_t free_bits = ~seg->used[w];
+        if (seg->nslabs - w * 64 < 64)
+            free_bits &= (UINT64_C(1) << (seg->nslabs - w * 64)) - 1;
+        if (free_bits) {
+            unsigned bit = (unsigned)__builtin_ctzll(free_bits);
+            seg->used[w] |= UINT64_C(1) << bit;
+            seg->nr_free--;
+            return (int)(w * 64 + bit);
+        }
+    }
+    return -1;
+}
+
+void *os_slab_alloc(unsigned shift, struct segment **seg_out)
+{
+    struct pool *p = &pools[shift - SLAB_MIN_SHIFT];
+    pthread_mutex_lock(&p->lock);
+    struct segment *seg = p->segments;
+    while (seg && seg->nr_free == 0)
+        seg = seg->next;
+    if (!seg)
+        seg = segment_new(p, shift);
+    void *base = NULL;
+    if (seg) {
+        int idx = segment_take_slab(seg);
+        base = seg->base + ((size_t)idx << shift);
+        *seg_out = seg;
+    }
+    pthread_mutex_unlock(&p->lock);
+    if (!base)
+        errno = ENOMEM;
+    return base;
+}
+
+void os_slab_free(void *base, unsigned shift, struct segment *seg)
+{
+    struct pool *p = &pools[shift - SLAB_MIN_SHIFT];
+    /* Give the pages back before the slab can be handed out again. */
+    madvise(base, (size_t)1 << shift, MADV_DONTNEED);
+    pthread_mutex_lock(&p->lock);
+    unsigned idx = (unsigned)(((char *)base - seg->base) >> shift);
+    seg->used[idx / 64] &= ~(UINT64_C(1) << (idx % 64));
+    seg->nr_free++;
+    if (seg->nr_free == seg->nslabs && p->nr_segments > 1)
+        segment_delete(p, seg);
+    pthread_mutex_unlock(&p->lock);
+}
+
+size_t os_bytes_mapped(void)
+{
+    size_t total = 0;
+    for (unsigned i = 0; i < NR_POOLS; i++) {
+        pthread_mutex_lock(&pools[i].lock);
+        total += (size_t)pools[i].nr_segments * SEGMENT_SIZE;
+        pthread_mutex_unlock(&pools[i].lock);
+    }
+    return total;
+}

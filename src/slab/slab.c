@@ -1,0 +1,269 @@
+/*
+ * slab/slab.c — a slab's lifecycle and the cache's shared lists.
+ *
+ * 1. Objects and states.  See internal.h for the slab states OWNED / FULL / LISTED
+ *    and the xfree word.  This file makes the transitions that involve the cache:
+ *      slab_new            (nothing) → OWNED, objects constructed once (ctor)
+ *      cache_take_partial  LISTED → OWNED(h), under cache->lock
+ *      cache_put_slab      OWNED → FULL (no free object) or → LISTED
+ *      cache_release_empty LISTED empty → released to the OS (os.c)
+ * 2. Locking.  cache->lock protects: partial, empty, all_slabs, and the freelist,
+ *    inuse and list links of LISTED slabs.  Lock order: cache->defrag_lock, then
+ *    cache->lock, then an os.c pool lock.  No user callback runs under cache->lock.
+ * 3. References.  A slab belongs to its cache from slab_new until slab_release;
+ *    its memory is never unmapped while any state above holds it, so a remote
+ *    free (which only needs the slab header) can never touch unmapped memory.
+ * 4. Invariants.  nr_slabs == |all_slabs|; a LISTED slab is on `partial` iff
+ *    0 < inuse - remote, on `empty` iff inuse - remote == 0 (after settling);
+ *    empty.nr <= reserve whenever cache->lock is released by cache_put_slab.
+ * 5. Numbers.  CACHE_EMPTY_RESERVE = 2 empty slabs stay hot per cache (0 with
+ *    SLAB_NO_RESERVE), enough to absorb alloc/free ping-pong at a slab boundary
+ *    while bounding idle memory to two slabs (<= 512 KiB) per cache.
+ * 6. Observability.  nr_slabs, partial.nr and empty.nr feed slab_cache_get_stats.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "internal.h"
+#include "debug.h"
+
+void slab_list_push(struct slab_list *l, struct slab *sl, enum slab_list_id id)
+{
+    sl->prev = NULL;
+    sl->next = l->head;
+    if (l->head)
+        l->head->prev = sl;
+    l->head = sl;
+    l->nr++;
+    sl->list = (uint8_t)id;
+}
+
+void slab_list_remove(struct slab_list *l, struct slab *sl)
+{
+    if (sl->prev)
+        sl->prev->next = sl->next;
+    else
+        l->head = sl->next;
+    if (sl->next)
+        sl->next->prev = sl->prev;
+    sl->next = sl->prev = NULL;
+    sl->list = LIST_NONE;
+    l->nr--;
+}
+
+struct slab *slab_list_pop(struct slab_list *l)
+{
+    struct slab *sl = l->head;
+    if (sl)
+        slab_list_remove(l, sl);
+    return sl;
+}
+
+void cache_link_slab(struct slab_cache *s, struct slab *sl)
+{
+    sl->all_prev = NULL;
+    sl->all_next = s->all_slabs;
+    if (s->all_slabs)
+        s->all_slabs->all_prev = sl;
+    s->all_slabs = sl;
+    atomic_fetch_add_explicit(&s->nr_slabs, 1, relaxed);
+}
+
+void cache_unlink_slab(struct slab_cache *s, struct slab *sl)
+{
+    if (sl->all_prev)
+        sl->all_prev->all_next = sl->all_next;
+    else
+        s->all_slabs = sl->all_next;
+    if (sl->all_next)
+        sl->all_next->all_prev = sl->all_prev;
+    atomic_fetch_sub_explicit(&s->nr_slabs, 1, relaxed);
+}
+
+struct slab *slab_new(struct slab_cache *s)
+{
+    struct segment *seg;
+    struct slab *sl = os_slab_alloc(s->slab_shift, &seg);
+    if (!sl)
+        return NULL;
+    sl->magic = SLAB_MAGIC;
+    sl->objects = s->objects;
+    sl->cache = s;
+    sl->seg = seg;
+    atomic_init(&sl->xfree, xf_make(ST_OWNED, 0, 0));
+    atomic_init(&sl->inuse, 0);
+    atomic_init(&sl->owner, NULL);
+    sl->list = LIST_NONE;
+    sl->defrag_flags = 0;
+    sl->later_count = 0;
+    sl->next = sl->prev = NULL;
+    void *next = NULL;
+    for (unsigned i = s->objects; i-- > 0;) {
+        void *obj = slab_obj(s, sl, i);
+        if (s->ctor)
+            s->ctor(obj);
+        if (unlikely(s->flags & SLAB_DEBUG_FLAGS))
+            debug_init_object(s, obj);
+        fp_set(s, obj, next);
+        next = obj;
+    }
+    sl->freelist = next;
+    pthread_mutex_lock(&s->lock);
+    cache_link_slab(s, sl);
+    pthread_mutex_unlock(&s->lock);
+    return sl;
+}
+
+void slab_release(struct slab_cache *s, struct slab *sl)
+{
+    struct segment *seg = sl->seg;
+    sl->magic = 0;
+    os_slab_free(sl, s->slab_shift, seg);
+}
+
+void *slab_take_remote(struct slab *sl, unsigned *count)
+{
+    uint64_t old = atomic_load_explicit(&sl->xfree, memory_order_acquire);
+    while (xf_head(old)) {
+        uint64_t new = xf_make(xf_state(old), 0, 0);
+        if (atomic_compare_exchange_weak_explicit(&sl->xfree, &old, new, memory_order_seq_cst,
+                                                  memory_order_acquire)) {
+            *count = xf_count(old);
+            return slab_obj(sl->cache, sl, xf_head(old) - 1);
+        }
+    }
+    *count = 0;
+    return NULL;
+}
+
+void slab_merge_remote(struct slab_cache *s, struct slab *sl)
+{
+    unsigned count;
+    void *list = slab_take_remote(sl, &count);
+    if (!list)
+        return;
+    void *tail = list;
+    for (void *n; (n = fp_get(s, tail)) != NULL;)
+        tail = n;
+    fp_set(s, tail, sl->freelist);
+    sl->freelist = list;
+    slab_set_inuse(sl, slab_inuse(sl) - count);
+}
+
+/*
+ * Drain a LISTED slab's remote frees and put it on the list its fill says.
+ * A free that raced with the drain compared its count against the old inuse and
+ * did not call us; the seq_cst re-load below sees its push (store-buffer
+ * pattern: both sides use seq_cst), so no empty slab is left unnoticed.
+ */
+void cache_settle_listed(struct slab_cache *s, struct slab *sl)
+{
+    do {
+        slab_merge_remote(s, sl);
+    } while (xf_count(atomic_load(&sl->xfree)) != 0 &&
+             xf_count(atomic_load(&sl->xfree)) == slab_inuse(sl));
+    if (slab_inuse(sl) == 0 && sl->list == LIST_PARTIAL) {
+        slab_list_remove(&s->partial, sl);
+        slab_list_push(&s->empty, sl, LIST_EMPTY);
+    }
+}
+
+struct slab *cache_take_partial(struct slab_cache *s, struct heap *h)
+{
+    pthread_mutex_lock(&s->lock);
+    struct slab *sl = slab_list_pop(&s->partial);
+    if (!sl)
+        sl = slab_list_pop(&s->empty);
+    if (sl) {
+        atomic_store_explicit(&sl->owner, h, relaxed);
+        uint64_t old = atomic_load(&sl->xfree);
+        while (!atomic_compare_exchange_weak(&sl->xfree, &old,
+                                             xf_make(ST_OWNED, xf_count(old), xf_head(old))))
+            ;
+        slab_merge_remote(s, sl);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return sl;
+}
+
+/* Detach up to all-but-`keep` empty slabs under the lock; the caller releases
+ * them after unlocking, so no syscall runs under cache->lock. */
+static struct slab *detach_empty(struct slab_cache *s, unsigned keep)
+{
+    struct slab *chain = NULL;
+    while (s->empty.nr > keep) {
+        struct slab *sl = slab_list_pop(&s->empty);
+        cache_unlink_slab(s, sl);
+        sl->next = chain;
+        chain = sl;
+    }
+    return chain;
+}
+
+static long release_chain(struct slab_cache *s, struct slab *chain)
+{
+    long bytes = 0;
+    while (chain) {
+        struct slab *next = chain->next;
+        slab_release(s, chain);
+        bytes += (long)slab_bytes(s);
+        chain = next;
+    }
+    return bytes;
+}
+
+static unsigned empty_reserve(const struct slab_cache *s)
+{
+    return (s->flags & SLAB_NO_RESERVE) ? 0 : CACHE_EMPTY_RESERVE;
+}
+
+/* Caller holds cache->lock; releases the lock around the syscalls and retakes it. */
+long cache_release_empty(struct slab_cache *s, unsigned keep)
+{
+    struct slab *chain = detach_empty(s, keep);
+    if (!chain)
+        return 0;
+    pthread_mutex_unlock(&s->lock);
+    long bytes = release_chain(s, chain);
+    pthread_mutex_lock(&s->lock);
+    return bytes;
+}
+
+/* The owner gives up an OWNED slab whose freelist and inuse are current. */
+void cache_put_slab(struct slab_cache *s, struct slab *sl)
+{
+    slab_merge_remote(s, sl);
+    if (sl->freelist == NULL) {
+        /* No free object: try to leave it unowned and unlisted (FULL). */
+        atomic_store_explicit(&sl->owner, NULL, relaxed);
+        uint64_t expect = xf_make(ST_OWNED, 0, 0);
+        if (atomic_compare_exchange_strong(&sl->xfree, &expect, xf_make(ST_FULL, 0, 0)))
+            return;
+        /* A remote free arrived meanwhile: the slab has room after all. */
+    }
+    pthread_mutex_lock(&s->lock);
+    atomic_store_explicit(&sl->owner, NULL, relaxed);
+    uint64_t old = atomic_load(&sl->xfree);
+    while (!atomic_compare_exchange_weak(&sl->xfree, &old,
+                                         xf_make(ST_LISTED, xf_count(old), xf_head(old))))
+        ;
+    slab_list_push(&s->partial, sl, LIST_PARTIAL);
+    cache_settle_listed(s, sl);
+    struct slab *chain = detach_empty(s, empty_reserve(s));
+    pthread_mutex_unlock(&s->lock);
+    release_chain(s, chain);
+}
+
+/* A remote free brought a LISTED slab's remote count up to its inuse: it may be
+ * empty.  Re-check under the lock (it may have been taken meanwhile). */
+void cache_listed_maybe_empty(struct slab_cache *s, struct slab *sl)
+{
+    pthread_mutex_lock(&s->lock);
+    struct slab *chain = NULL;
+    if (sl->cache == s && xf_state(atomic_load(&sl->xfree)) == ST_LISTED) {
+        cache_settle_listed(s, sl);
+        chain = detach_empty(s, empty_reserve(s));
+    }
+    pthread_mutex_unlock(&s->lock);
+    release_chain(s, chain);
+}
