@@ -120,23 +120,54 @@ int slab_cache_validate(struct slab_cache *s);
  * Defragmentation
  */
 
-/* Evict protocol (Lameter).  See the contract in docs/ and below. */
-typedef void *(*slab_get_fn)(struct slab_cache *s, int nr, void **objs);
-typedef void (*slab_kick_fn)(struct slab_cache *s, int nr, void **objs, void *private_data);
+/*
+ * How a pass works (both protocols).  A pass picks candidate slabs: partial slabs
+ * of the cache whose fill (allocated / objects_per_slab) is below the pass's
+ * threshold, emptiest first, skipping slabs marked unmovable.  It freezes them:
+ * a frozen slab is off the partial lists, gets no allocations, and is not
+ * released or unmapped until the pass ends, so its objects' memory stays mapped
+ * and type-stable (the allocator never writes inside an object of a cache that
+ * has callbacks: its free pointer lives outside the object).  Frees into a
+ * frozen slab (from any thread) are accepted and accounted.  Callbacks for one
+ * cache run one at a time, on the thread that triggered the pass (or the
+ * background defragmenter's thread), with no allocator lock held: they may call
+ * slab_alloc and slab_free on any cache, but must not destroy the cache or start
+ * another pass on it (such a nested trigger returns -EBUSY).
+ * After the callbacks, each frozen slab whose objects are all gone is handed back
+ * to the OS; the others return to the partial lists.  A slab whose callbacks
+ * achieved nothing 3 times (LATER, or a kick that freed nothing) or answered NO is
+ * marked unmovable: no pass asks about it again until it empties, or
+ * slab_cache_shrink() clears the mark.  A cache whose passes keep freeing nothing
+ * is skipped by slab_reclaim and the background defragmenter for exponentially
+ * more rounds (1, 2, 4 .. 64), so refusing callbacks cost no CPU.
+ */
 
 /*
- * Register the evict protocol.  `get` runs with the slab frozen and no
- * allocator lock held; every pointer in objs was allocated when the vector was
- * built, but an object may be freed concurrently: get must detect that (e.g.
- * get-unless-zero on a refcount) and set its entry to NULL.  Its return value is
- * passed to kick.  `kick` runs with no allocator lock held and frees (or rebuilds
- * elsewhere) what it can; success is judged by the slab's in-use count after it.
- * The memory of a frozen slab stays mapped and type-stable until the pass ends.
- * 0, or -EINVAL.
+ * Evict protocol (Lameter's get/kick).
+ * `get(s, nr, objs)` runs with the slab frozen and no allocator lock held.  Every
+ * pointer in objs was allocated when the vector was built, but an object may be
+ * freed concurrently: get must detect that (e.g. get-unless-zero on a refcount)
+ * and set its entry to NULL.  It may replace entries with other pointers of its
+ * own (e.g. the page that holds the object); the allocator does not look at them.
+ * Its return value is passed to kick as private_data.
+ * `kick(s, nr, objs, private_data)` runs with no allocator lock held and frees (or
+ * rebuilds elsewhere and frees) what it can, dropping the references get took.
+ * Success is judged by the slab's in-use count afterwards.
+ * Set the callbacks before the first slab_alloc of a cache without a ctor
+ * (-EBUSY otherwise, because its free pointer overlays object memory); a ctor
+ * cache may set them at any time.  Returns 0, -EINVAL (NULL argument) or -EBUSY.
  */
+typedef void *(*slab_get_fn)(struct slab_cache *s, int nr, void **objs);
+typedef void (*slab_kick_fn)(struct slab_cache *s, int nr, void **objs, void *private_data);
 int slab_cache_setup_defrag(struct slab_cache *s, slab_get_fn get, slab_kick_fn kick);
 
-/* Move protocol — relocation, illumos kmem move semantics. */
+/*
+ * Move protocol — relocation, illumos kmem move semantics.
+ * `move(old, new, size, arg)` gets `new`: an allocated, constructed object taken
+ * from the fullest partial slab of the cache (never a frozen one), or from a new
+ * slab when no partial slab has room.  The owner copies old to new and re-points
+ * every reference under its own locks, and answers:
+ */
 enum slab_move_result {
     SLAB_MOVE_YES,       /* moved: allocator frees old */
     SLAB_MOVE_NO,        /* never movable: allocator frees new, stops asking for this slab */
@@ -144,14 +175,30 @@ enum slab_move_result {
     SLAB_MOVE_DONT_NEED, /* owner no longer needs old: allocator frees both */
     SLAB_MOVE_DONT_KNOW, /* old is not a live object (being freed/allocated): frees new */
 };
+/* The owner must not free old or new itself.  `size` is the object size.  If
+ * both get/kick and move are set, move is used.  Same timing rule and returns as
+ * slab_cache_setup_defrag. */
 typedef enum slab_move_result (*slab_move_fn)(void *old_obj, void *new_obj, size_t size,
                                                void *arg);
 int slab_cache_set_move(struct slab_cache *s, slab_move_fn move, void *arg);
 
-/* Triggers.  Each returns bytes handed back to the OS (>= 0) or a negative errno. */
-long slab_cache_defrag(struct slab_cache *s, unsigned fill_percent); /* slabs below fill% */
-long slab_cache_shrink(struct slab_cache *s); /* release empty slabs, defrag partial ones */
-long slab_reclaim(size_t target_bytes);       /* all caches, most reclaimable first */
+/*
+ * Triggers.  Each returns bytes handed back to the OS (>= 0) or a negative errno.
+ * The calling thread's own slabs of the cache are given back to the cache first,
+ * so they take part; other live threads keep their active slab and up to 8
+ * partial slabs each.
+ *   slab_cache_defrag(s, fill%)  one pass over slabs below fill% (100: every
+ *                                partial slab); also releases empty slabs.
+ *   slab_cache_shrink(s)         releases every empty slab, clears unmovable marks,
+ *                                and defragments every partial slab (fill 100%).
+ *   slab_reclaim(bytes)          all caches, most reclaimable first (empty slabs,
+ *                                then sparse slabs of caches with callbacks), until
+ *                                `bytes` are released; SIZE_MAX: all that can be.
+ * -EINVAL for a NULL cache; -EBUSY from inside a callback of the same cache.
+ */
+long slab_cache_defrag(struct slab_cache *s, unsigned fill_percent);
+long slab_cache_shrink(struct slab_cache *s);
+long slab_reclaim(size_t target_bytes);
 
 /* Background defragmenter policy; zero fields take the defaults shown. */
 struct slab_defrag_policy {
@@ -164,8 +211,31 @@ struct slab_defrag_policy {
     unsigned max_step_us;        /* longest single step (default 1000) */
     int use_psi;                 /* 1: also wake on /proc/pressure/memory stalls */
 };
+
+/*
+ * Start the background defragmenter thread (one per process).  It examines every
+ * cache each interval and defragments those over the thresholds in steps of at
+ * most max_step_us, sleeping between steps so that its CPU time stays within
+ * cpu_budget_percent of wall time.  With use_psi, a memory-pressure trigger on
+ * /proc/pressure/memory (where the kernel offers it; otherwise ignored) also wakes
+ * it.  0, -EALREADY if running, -EINVAL for a bad policy, or -errno.
+ */
 int slab_defrag_start(const struct slab_defrag_policy *policy); /* NULL = defaults */
 void slab_defrag_stop(void);
+
+/* What the background defragmenter did since it was started. */
+struct slab_defrag_status {
+    int running;
+    int psi_active;             /* a PSI trigger is armed */
+    uint64_t rounds;            /* intervals examined */
+    uint64_t steps;             /* work steps run */
+    uint64_t cpu_ns;            /* thread CPU time spent in steps */
+    uint64_t wall_ns;           /* wall time since start */
+    uint64_t longest_step_ns;
+    uint64_t bytes_released;
+    uint64_t psi_wakeups;
+};
+int slab_defrag_get_status(struct slab_defrag_status *out);
 
 #ifdef __cplusplus
 }

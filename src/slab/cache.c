@@ -167,6 +167,8 @@ void slab_cache_destroy(struct slab_cache *s)
     free(s);
 }
 
+struct slab_cache *cache_list_head(void) { return cache_list; }
+
 struct slab_cache *slab_cache_find(const char *name)
 {
     struct slab_cache *found = NULL;
@@ -198,24 +200,4 @@ const char *slabdefrag_version(void)
 #else
     return "0.1.0";
 #endif
-}
-
-/* Give this thread's slabs of s back, settle every listed slab, and release all
- * empty slabs.  Caller holds no lock.  Returns bytes released. */
-long cache_shrink_empty(struct slab_cache *s)
-{
-    uint64_t before = atomic_load_explicit(&s->nr_slabs, relaxed);
-    struct heap *h = heap_lookup(s);
-    if (h)
-        heap_flush(h);
-    pthread_mutex_lock(&s->lock);
-    for (struct slab *sl = s->partial.head, *next; sl; sl = next) {
-        next = sl->next;
-        cache_settle_listed(s, sl);
-    }
-    cache_release_empty(s, 0);
-    pthread_mutex_unlock(&s->lock);
-    /* Count what the flush released too (beyond the reserve) */
-    uint64_t after = atomic_load_explicit(&s->nr_slabs, relaxed);
-    return after < before ? (long)((before - after) << s->slab_shift) : 0;
 }

@@ -125,7 +125,7 @@ void slab_free_remote(struct slab_cache *s, struct heap *h, struct slab *sl, voi
     }
     if (xf_state(old) == ST_FULL) {
         pthread_mutex_lock(&s->lock);
-        slab_list_push(&s->partial, sl, LIST_PARTIAL);
+        cache_partial_add(s, sl);
         cache_settle_listed(s, sl);
         pthread_mutex_unlock(&s->lock);
     } else if (xf_state(new) == ST_LISTED) {

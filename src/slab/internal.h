@@ -63,6 +63,7 @@
 #define SLAB_MAGIC      0x51ab5eedu
 #define HEAP_PARTIAL_MAX 8 /* slabs a heap may own besides its active one */
 #define CACHE_EMPTY_RESERVE 2 /* empty slabs a cache keeps before returning them to the OS */
+#define PARTIAL_BINS 8 /* partial slabs binned by fill, in eighths (slab.c) */
 
 /* --- xfree word ---------------------------------------------------------- */
 enum slab_state { ST_OWNED = 1, ST_FULL = 2, ST_LISTED = 3 };
@@ -107,7 +108,8 @@ struct slab {
     uint8_t list;                  /* enum slab_list_id, written by the owner */
     uint8_t defrag_flags;          /* SLAB_DF_*, under cache->lock or the freezing pass */
     uint8_t later_count;           /* LATER answers seen by defrag for this slab */
-    uint8_t unused_;
+    uint8_t bin;                   /* partial bin while on the cache's partial lists */
+    uint32_t binned_inuse;         /* inuse when binned (for cache->partial_inuse) */
     _Atomic(struct heap *) owner;  /* valid in state OWNED; written by the owner only */
     struct slab *next, *prev;      /* list links, owned with the list */
     struct slab *all_next, *all_prev; /* cache->all_slabs, under cache->lock */
@@ -146,7 +148,10 @@ struct slab_cache {
     slab_ctor_fn ctor;
 
     pthread_mutex_t lock;      /* protects everything below, except the atomics */
-    struct slab_list partial;  /* LISTED slabs with free and allocated objects */
+    struct slab_list partial[PARTIAL_BINS]; /* LISTED slabs with free and allocated objects,
+                                               binned by fill when listed (slab.c) */
+    unsigned nr_partial;       /* sum of partial[].nr */
+    uint64_t partial_inuse;    /* sum of inuse of partial slabs when they were binned */
     struct slab_list empty;    /* LISTED slabs with no object allocated */
     struct slab *all_slabs;    /* every slab of the cache (all_next/all_prev) */
     struct heap *heaps;        /* heaps of live threads */
@@ -159,8 +164,10 @@ struct slab_cache {
     slab_move_fn move;
     void *move_arg;
     pthread_mutex_t defrag_lock;      /* one pass per cache at a time */
-    unsigned defrag_backoff;          /* passes to skip after fruitless ones */
-    unsigned defrag_fruitless;        /* consecutive passes that freed nothing */
+    unsigned defrag_backoff;          /* rounds to skip (defrag_bg.c, under its lock) */
+    _Atomic unsigned defrag_fruitless; /* consecutive passes that freed nothing */
+    unsigned pins;                    /* reclaimers using the cache (defrag_bg.c) */
+    bool dying;                       /* destroy has begun (defrag_bg.c) */
     struct {
         _Atomic uint64_t passes, scanned, freed, kicked, moved, refused, bytes;
         _Atomic uint64_t move_results[5];
@@ -228,8 +235,12 @@ void cache_put_slab(struct slab_cache *s, struct slab *sl);      /* owner gives 
 long cache_release_empty(struct slab_cache *s, unsigned keep);   /* cache->lock held; bytes */
 void cache_settle_listed(struct slab_cache *s, struct slab *sl); /* cache->lock held */
 void cache_listed_maybe_empty(struct slab_cache *s, struct slab *sl); /* no lock held */
+void cache_settle_all(struct slab_cache *s);                      /* cache->lock held */
 void cache_link_slab(struct slab_cache *s, struct slab *sl);     /* cache->lock held */
 void cache_unlink_slab(struct slab_cache *s, struct slab *sl);   /* cache->lock held */
+void cache_partial_add(struct slab_cache *s, struct slab *sl);   /* cache->lock held */
+void cache_partial_remove(struct slab_cache *s, struct slab *sl);/* cache->lock held */
+struct slab *cache_partial_fullest(struct slab_cache *s);        /* cache->lock held; not removed */
 
 /* heap.c */
 extern __thread struct heap *tls_heaps[SLAB_MAX_CACHES] __attribute__((tls_model("initial-exec")));
@@ -252,13 +263,12 @@ _Noreturn void slab_report_bad_free(const struct slab_cache *s, const void *obj,
 /* cache.c */
 extern pthread_mutex_t cache_list_lock;
 int cache_compute_layout(struct slab_cache *s, bool fp_outside);
-long cache_shrink_empty(struct slab_cache *s);
+struct slab_cache *cache_list_head(void); /* cache_list_lock held */
 
 /* os.c */
 size_t os_bytes_mapped(void);
 
-/* defrag.c */
-long defrag_cache(struct slab_cache *s, unsigned fill_percent, bool forced);
-void slab_defrag_forget(struct slab_cache *s); /* destroy: stop the background defragmenter seeing s */
+/* defrag_bg.c */
+void slab_defrag_forget(struct slab_cache *s); /* destroy: wait until no reclaimer uses s */
 
 #endif

@@ -13,9 +13,16 @@
  * 3. References.  A slab belongs to its cache from slab_new until slab_release;
  *    its memory is never unmapped while any state above holds it, so a remote
  *    free (which only needs the slab header) can never touch unmapped memory.
- * 4. Invariants.  nr_slabs == |all_slabs|; a LISTED slab is on `partial` iff
- *    0 < inuse - remote, on `empty` iff inuse - remote == 0 (after settling);
- *    empty.nr <= reserve whenever cache->lock is released by cache_put_slab.
+ * 4. Invariants.  nr_slabs == |all_slabs|; a LISTED slab is on a `partial` bin
+ *    iff 0 < inuse - remote, on `empty` iff inuse - remote == 0 (after settling);
+ *    empty.nr <= reserve whenever cache->lock is released by cache_put_slab;
+ *    nr_partial == sum of partial[b].nr; partial_inuse == sum of the inuse each
+ *    partial slab had when binned.
+ *    Bins: a slab with inuse i goes to bin i * 8 / objects (eighths of fill), and
+ *    an unmovable slab (SLAB_DF_NOMOVE) to the top bin, "treated as full" as in
+ *    illumos.  Remote frees do not re-bin a slab (that would need the lock), so a
+ *    bin can only overstate fill.  Allocation takes the fullest slab (top bin
+ *    first), which packs objects; defrag takes candidates from the bottom.
  * 5. Numbers.  CACHE_EMPTY_RESERVE = 2 empty slabs stay hot per cache (0 with
  *    SLAB_NO_RESERVE), enough to absorb alloc/free ping-pong at a slab boundary
  *    while bounding idle memory to two slabs (<= 512 KiB) per cache.
@@ -57,6 +64,38 @@ struct slab *slab_list_pop(struct slab_list *l)
     if (sl)
         slab_list_remove(l, sl);
     return sl;
+}
+
+static unsigned fill_bin(const struct slab_cache *s, const struct slab *sl)
+{
+    if (sl->defrag_flags & SLAB_DF_NOMOVE)
+        return PARTIAL_BINS - 1;
+    unsigned b = (unsigned)((uint64_t)slab_inuse((struct slab *)sl) * PARTIAL_BINS / s->objects);
+    return b < PARTIAL_BINS ? b : PARTIAL_BINS - 1;
+}
+
+void cache_partial_add(struct slab_cache *s, struct slab *sl)
+{
+    sl->bin = (uint8_t)fill_bin(s, sl);
+    slab_list_push(&s->partial[sl->bin], sl, LIST_PARTIAL);
+    s->nr_partial++;
+    s->partial_inuse += slab_inuse(sl);
+    sl->binned_inuse = slab_inuse(sl);
+}
+
+void cache_partial_remove(struct slab_cache *s, struct slab *sl)
+{
+    slab_list_remove(&s->partial[sl->bin], sl);
+    s->nr_partial--;
+    s->partial_inuse -= sl->binned_inuse;
+}
+
+struct slab *cache_partial_fullest(struct slab_cache *s)
+{
+    for (unsigned b = PARTIAL_BINS; b-- > 0;)
+        if (s->partial[b].head)
+            return s->partial[b].head;
+    return NULL;
 }
 
 void cache_link_slab(struct slab_cache *s, struct slab *sl)
@@ -162,17 +201,25 @@ void cache_settle_listed(struct slab_cache *s, struct slab *sl)
         slab_merge_remote(s, sl);
     } while (xf_count(atomic_load(&sl->xfree)) != 0 &&
              xf_count(atomic_load(&sl->xfree)) == slab_inuse(sl));
-    if (slab_inuse(sl) == 0 && sl->list == LIST_PARTIAL) {
-        slab_list_remove(&s->partial, sl);
+    if (sl->list != LIST_PARTIAL)
+        return;
+    if (slab_inuse(sl) == 0) {
+        cache_partial_remove(s, sl);
+        sl->defrag_flags = 0; /* an emptied slab is movable again */
         slab_list_push(&s->empty, sl, LIST_EMPTY);
+    } else if (fill_bin(s, sl) != sl->bin) {
+        cache_partial_remove(s, sl);
+        cache_partial_add(s, sl);
     }
 }
 
 struct slab *cache_take_partial(struct slab_cache *s, struct heap *h)
 {
     pthread_mutex_lock(&s->lock);
-    struct slab *sl = slab_list_pop(&s->partial);
-    if (!sl)
+    struct slab *sl = cache_partial_fullest(s);
+    if (sl)
+        cache_partial_remove(s, sl);
+    else
         sl = slab_list_pop(&s->empty);
     if (sl) {
         atomic_store_explicit(&sl->owner, h, relaxed);
@@ -247,7 +294,7 @@ void cache_put_slab(struct slab_cache *s, struct slab *sl)
     while (!atomic_compare_exchange_weak(&sl->xfree, &old,
                                          xf_make(ST_LISTED, xf_count(old), xf_head(old))))
         ;
-    slab_list_push(&s->partial, sl, LIST_PARTIAL);
+    cache_partial_add(s, sl);
     cache_settle_listed(s, sl);
     struct slab *chain = detach_empty(s, empty_reserve(s));
     pthread_mutex_unlock(&s->lock);
@@ -266,4 +313,24 @@ void cache_listed_maybe_empty(struct slab_cache *s, struct slab *sl)
     }
     pthread_mutex_unlock(&s->lock);
     release_chain(s, chain);
+}
+
+/* Settle every partial slab (shrink, defrag): empties move to the empty list and
+ * bins become exact.  O(partial slabs); not for hot paths. */
+void cache_settle_all(struct slab_cache *s)
+{
+    struct slab *all = NULL;
+    for (unsigned b = 0; b < PARTIAL_BINS; b++)
+        while (s->partial[b].head) {
+            struct slab *sl = s->partial[b].head;
+            cache_partial_remove(s, sl);
+            sl->next = all;
+            all = sl;
+        }
+    while (all) {
+        struct slab *sl = all;
+        all = sl->next;
+        cache_partial_add(s, sl);
+        cache_settle_listed(s, sl);
+    }
 }

@@ -33,7 +33,7 @@ int slab_cache_get_stats(struct slab_cache *s, struct slab_cache_stats *out)
     pthread_mutex_lock(&s->lock);
     heap_stats(s, &out->allocs, &out->frees);
     out->slabs = atomic_load_explicit(&s->nr_slabs, relaxed);
-    out->slabs_partial = s->partial.nr + heap_partial_slabs(s);
+    out->slabs_partial = s->nr_partial + heap_partial_slabs(s);
     out->slabs_empty = s->empty.nr;
     pthread_mutex_unlock(&s->lock);
     out->objects_active = out->allocs >= out->frees ? out->allocs - out->frees : 0;
@@ -70,9 +70,8 @@ static void write_json_cache(FILE *out, const struct slab_cache_stats *st, int f
             " \"defrag_passes\": %" PRIu64 ", \"defrag_slabs_scanned\": %" PRIu64 ","
             " \"defrag_slabs_freed\": %" PRIu64 ", \"defrag_objects_kicked\": %" PRIu64 ","
             " \"defrag_objects_moved\": %" PRIu64 ", \"defrag_objects_refused\": %" PRIu64 ","
-            " \"defrag_bytes_released\": %" PRIu64 ", \"move_results\": {\"yes\": %" PRIu64
-            ", \"no\": %" PRIu64 ", \"later\": %" PRIu64 ", \"dont_need\": %" PRIu64
-            ", \"dont_know\": %" PRIu64 "}}",
+            " \"defrag_bytes_released\": %" PRIu64 ", \"move_results\": [%" PRIu64 ", %" PRIu64
+            ", %" PRIu64 ", %" PRIu64 ", %" PRIu64 "]}",
             st->object_size, st->slab_size, st->objects_per_slab, st->objects_active,
             st->objects_total, st->slabs, st->slabs_partial, st->slabs_empty, st->bytes_mapped,
             st->allocs, st->frees, st->defrag_passes, st->defrag_slabs_scanned,
@@ -171,7 +170,14 @@ static int validate_list(struct slab_cache *s, const struct slab_list *l, enum s
 int slab_cache_validate(struct slab_cache *s)
 {
     pthread_mutex_lock(&s->lock);
-    int rc = validate_list(s, &s->partial, LIST_PARTIAL);
+    int rc = 0;
+    unsigned nr_partial = 0;
+    for (unsigned b = 0; b < PARTIAL_BINS && rc == 0; b++) {
+        rc = validate_list(s, &s->partial[b], LIST_PARTIAL);
+        nr_partial += s->partial[b].nr;
+    }
+    if (rc == 0 && nr_partial != s->nr_partial)
+        rc = fail(s, NULL, "nr_partial != sum of the partial bins");
     if (rc == 0)
         rc = validate_list(s, &s->empty, LIST_EMPTY);
     uint64_t n = 0;

@@ -1,0 +1,29 @@
+/*
+ * slab/defrag.h — the engine's internal interface, between defrag.c (one pass
+ * over one cache) and defrag_bg.c (which caches, when, and how much).
+ */
+#ifndef SLABDEFRAG_SLAB_DEFRAG_H
+#define SLABDEFRAG_SLAB_DEFRAG_H
+
+#include "internal.h"
+
+struct defrag_request {
+    unsigned fill_percent;   /* candidates: slabs below this fill */
+    bool flush_own_heap;     /* give back the calling thread's slabs first */
+    bool release_all_empty;  /* release the empty reserve too (shrink) */
+    bool trylock;            /* fail with -EBUSY rather than wait for another pass */
+    uint64_t deadline_ns;    /* stop after the slab that crosses it (0: none) */
+    uint64_t max_slabs;      /* stop after this many slabs (0: no limit) */
+};
+
+struct defrag_result {
+    uint64_t scanned, released; /* slabs frozen / handed back by callbacks */
+    long bytes;                 /* net bytes handed back to the OS */
+    bool more;                  /* stopped by the deadline with candidates left */
+};
+
+/* One pass; returns res->bytes or a negative errno (-EBUSY, -ENOMEM). */
+long defrag_pass(struct slab_cache *s, const struct defrag_request *rq, struct defrag_result *res);
+uint64_t defrag_now_ns(void);
+
+#endif
