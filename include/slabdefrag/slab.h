@@ -36,6 +36,7 @@ typedef void (*slab_ctor_fn)(void *obj);
 #define SLAB_STORE_USER    0x0008u /* debug: remember alloc/free call sites */
 #define SLAB_CONSISTENCY   0x0010u /* debug: full consistency checks on every free */
 #define SLAB_NO_RESERVE    0x0100u /* hand every empty slab back to the OS at once */
+#define SLAB_RANDOM_ORDER  0x0200u /* hardening: new slabs hand out objects in random order */
 
 /*
  * Create a cache of objects of `size` bytes (1 .. SLAB_MAX_OBJECT_SIZE).

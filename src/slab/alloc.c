@@ -17,10 +17,15 @@
 #include "internal.h"
 #include "debug.h"
 
-static void *heap_pop(struct slab_cache *s, struct heap *h)
+static inline void *heap_pop(struct slab_cache *s, struct heap *h)
 {
     void *obj = h->freelist;
-    h->freelist = fp_get(s, obj);
+    void *next = fp_get(s, obj);
+    /* The next free object must be in the same slab (one xor and shift): a
+     * corrupted or forged link stops here instead of handing out wild memory. */
+    if (unlikely(((uintptr_t)next ^ (uintptr_t)obj) >> s->slab_shift) && next)
+        slab_report_corrupt_freelist(s, obj, next);
+    h->freelist = next;
     h->nfree--;
     counter_inc(&h->allocs);
     return obj;
@@ -57,7 +62,7 @@ static bool heap_refill(struct slab_cache *s, struct heap *h)
     return true;
 }
 
-void *slab_alloc_slow(struct slab_cache *s)
+static void *slab_alloc_slow(struct slab_cache *s, void *caller)
 {
     struct heap *h = heap_get(s);
     if (!h) {
@@ -72,7 +77,7 @@ void *slab_alloc_slow(struct slab_cache *s)
     }
     void *obj = heap_pop(s, h);
     if (unlikely(s->flags & SLAB_DEBUG_FLAGS))
-        debug_on_alloc(s, obj);
+        debug_on_alloc(s, obj, caller);
     return obj;
 }
 
@@ -81,5 +86,5 @@ void *slab_alloc(struct slab_cache *s)
     struct heap *h = tls_heaps[s->id];
     if (likely(h != NULL && h->freelist != NULL && !(s->flags & SLAB_DEBUG_FLAGS)))
         return heap_pop(s, h);
-    return slab_alloc_slow(s);
+    return slab_alloc_slow(s, __builtin_return_address(0));
 }

@@ -24,6 +24,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
 
 #include "internal.h"
 #include "debug.h"
@@ -41,7 +43,7 @@ int cache_compute_layout(struct slab_cache *s, bool fp_outside)
     size_t obj = s->size < sizeof(void *) ? sizeof(void *) : s->size;
     if (fp_outside) {
         s->fp_offset = round_up(s->size + debug_slot_extra(s->flags), sizeof(void *));
-        s->stride = round_up(s->fp_offset + sizeof(void *), align);
+        s->stride = round_up(s->fp_offset + sizeof(void *) + debug_meta_size(s->flags), align);
     } else {
         s->fp_offset = 0;
         s->stride = round_up(obj, align);
@@ -62,6 +64,14 @@ int cache_compute_layout(struct slab_cache *s, bool fp_outside)
         }
     }
     return -EINVAL;
+}
+
+static uintptr_t random_secret(void)
+{
+    uintptr_t v = 0;
+    if (getrandom(&v, sizeof v, GRND_NONBLOCK) != (ssize_t)sizeof v)
+        v = (uintptr_t)&v ^ (uintptr_t)time(NULL) * 0x9e3779b97f4a7c15ull;
+    return v | 1; /* never 0, so a zeroed link never decodes to NULL */
 }
 
 static int alloc_id(void)
@@ -103,6 +113,7 @@ struct slab_cache *slab_cache_create(const char *name, size_t size, size_t align
     if (s->flags & SLAB_HWCACHE_ALIGN && s->align < 64)
         s->align = 64;
     s->ctor = ctor;
+    s->secret = random_secret();
     if (cache_compute_layout(s, ctor || (s->flags & SLAB_DEBUG_FLAGS)) != 0) {
         free(s);
         errno = EINVAL;

@@ -54,6 +54,7 @@
 #include <time.h>
 
 #include "defrag.h"
+#include "debug.h"
 
 #define DEFRAG_DISBELIEF 3 /* LATER answers (or futile kicks) before a slab counts as NO */
 
@@ -145,6 +146,8 @@ static void pass_own(struct pass *p, struct slab *sl)
 
 static void pass_free(struct pass *p, struct slab *sl, void *obj)
 {
+    if (unlikely(p->s->flags & SLAB_DEBUG_FLAGS))
+        debug_on_free(p->s, sl, obj, __builtin_return_address(0));
     fp_set(p->s, obj, sl->freelist);
     sl->freelist = obj;
     slab_set_inuse(sl, slab_inuse(sl) - 1);
@@ -195,6 +198,8 @@ static void *dest_alloc(struct pass *p)
             d->freelist = fp_get(s, obj);
             slab_set_inuse(d, slab_inuse(d) + 1);
             counter_inc(&p->owner.allocs);
+            if (unlikely(s->flags & SLAB_DEBUG_FLAGS))
+                debug_on_alloc(s, obj, __builtin_return_address(0));
             return obj;
         }
         if (d)

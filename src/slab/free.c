@@ -37,6 +37,16 @@ _Noreturn void slab_report_bad_free(const struct slab_cache *s, const void *obj,
     abort();
 }
 
+_Noreturn void slab_report_corrupt_freelist(const struct slab_cache *s, const void *obj, const void *next)
+{
+    fprintf(stderr,
+            "slabdefrag: cache '%s': corrupted free pointer in free object %p (decodes to %p, "
+            "outside its slab): write after free or overflow\n",
+            s->name, obj, next);
+    fflush(stderr);
+    abort();
+}
+
 static _Noreturn void report_foreign(const struct slab_cache *s, const void *obj)
 {
     unsigned shift = os_segment_slab_shift(obj);
@@ -155,7 +165,7 @@ void slab_free(struct slab_cache *s, void *obj)
     unsigned idx;
     struct slab *sl = slab_checked(s, obj, &idx);
     if (unlikely(s->flags & SLAB_DEBUG_FLAGS))
-        debug_on_free(s, sl, obj);
+        debug_on_free(s, sl, obj, __builtin_return_address(0));
     struct heap *h = tls_heaps[s->id];
     if (likely(h != NULL && sl == h->active)) {
         if (unlikely(obj == h->freelist || h->nfree >= s->objects || on_remote_top(sl, idx)))

@@ -146,6 +146,7 @@ struct slab_cache {
     unsigned slab_shift;
     uint64_t stride_recip;     /* ceil(2^40 / stride): index = (off * recip) >> 40 */
     slab_ctor_fn ctor;
+    uintptr_t secret;          /* free-pointer obfuscation key (getrandom) */
 
     pthread_mutex_t lock;      /* protects everything below, except the atomics */
     struct slab_list partial[PARTIAL_BINS]; /* LISTED slabs with free and allocated objects,
@@ -191,16 +192,35 @@ static inline unsigned slab_index(const struct slab_cache *s, const struct slab 
     return (unsigned)((off * s->stride_recip) >> 40);
 }
 
-/* Free-pointer access: the link lives at fp_offset inside the object's slot. */
+/*
+ * Free-pointer access: the link lives at fp_offset inside the object's slot.
+ * Hardening (as Linux's CONFIG_SLAB_FREELIST_HARDENED): the stored value is
+ * next ^ cache secret ^ byte-swapped address of the link, so a leaked or
+ * overwritten link is useless without the secret, and a forged one decodes to a
+ * pointer outside the slab, which the allocation path catches (alloc.c).
+ * Build with -DSLABDEFRAG_NO_FREELIST_HARDENING to measure its cost.
+ */
+static inline uintptr_t fp_key(const struct slab_cache *s, const void *slot)
+{
+#ifdef SLABDEFRAG_NO_FREELIST_HARDENING
+    (void)s, (void)slot;
+    return 0;
+#else
+    return s->secret ^ __builtin_bswap64((uint64_t)(uintptr_t)slot);
+#endif
+}
 static inline void *fp_get(const struct slab_cache *s, const void *obj)
 {
-    void *next;
-    __builtin_memcpy(&next, (const char *)obj + s->fp_offset, sizeof next);
-    return next;
+    const char *slot = (const char *)obj + s->fp_offset;
+    uintptr_t v;
+    __builtin_memcpy(&v, slot, sizeof v);
+    return (void *)(v ^ fp_key(s, slot));
 }
 static inline void fp_set(const struct slab_cache *s, void *obj, void *next)
 {
-    __builtin_memcpy((char *)obj + s->fp_offset, &next, sizeof next);
+    char *slot = (char *)obj + s->fp_offset;
+    uintptr_t v = (uintptr_t)next ^ fp_key(s, slot);
+    __builtin_memcpy(slot, &v, sizeof v);
 }
 
 static inline unsigned slab_inuse(struct slab *sl) { return atomic_load_explicit(&sl->inuse, relaxed); }
@@ -257,6 +277,7 @@ unsigned heap_partial_slabs(struct slab_cache *s);   /* cache->lock held */
 /* free.c */
 void slab_free_remote(struct slab_cache *s, struct heap *h, struct slab *sl, void *obj);
 void slab_free_owned(struct slab_cache *s, struct heap *h, struct slab *sl, void *obj);
+_Noreturn void slab_report_corrupt_freelist(const struct slab_cache *s, const void *obj, const void *next);
 _Noreturn void slab_report_bad_free(const struct slab_cache *s, const void *obj, const char *what,
                                     const char *detail);
 

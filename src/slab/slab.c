@@ -29,7 +29,9 @@
  * 6. Observability.  nr_slabs, partial.nr and empty.nr feed slab_cache_get_stats.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "internal.h"
 #include "debug.h"
@@ -119,6 +121,54 @@ void cache_unlink_slab(struct slab_cache *s, struct slab *sl)
     atomic_fetch_sub_explicit(&s->nr_slabs, 1, relaxed);
 }
 
+/* Objects in address order: allocation walks the slab front to back. */
+static void *build_freelist(struct slab_cache *s, struct slab *sl)
+{
+    void *next = NULL;
+    for (unsigned i = s->objects; i-- > 0;) {
+        void *obj = slab_obj(s, sl, i);
+        fp_set(s, obj, next);
+        next = obj;
+    }
+    return next;
+}
+
+static uint64_t thread_random(void)
+{
+    static __thread uint64_t state;
+    if (!state)
+        state = (uint64_t)(uintptr_t)&state * 0x9e3779b97f4a7c15ull ^ (uint64_t)time(NULL) ^ 1;
+    state ^= state << 13;
+    state ^= state >> 7;
+    state ^= state << 17;
+    return state;
+}
+
+/* Fisher-Yates over the slot order (CONFIG_SLAB_FREELIST_RANDOM): where the next
+ * object comes from is unpredictable, so heap-layout attacks lose their aim. */
+static void *build_random_freelist(struct slab_cache *s, struct slab *sl)
+{
+    unsigned *order = malloc(sizeof *order * s->objects);
+    if (!order)
+        return build_freelist(s, sl);
+    for (unsigned i = 0; i < s->objects; i++)
+        order[i] = i;
+    for (unsigned i = s->objects - 1; i > 0; i--) {
+        unsigned j = (unsigned)(thread_random() % (i + 1));
+        unsigned t = order[i];
+        order[i] = order[j];
+        order[j] = t;
+    }
+    void *next = NULL;
+    for (unsigned i = 0; i < s->objects; i++) {
+        void *obj = slab_obj(s, sl, order[i]);
+        fp_set(s, obj, next);
+        next = obj;
+    }
+    free(order);
+    return next;
+}
+
 struct slab *slab_new(struct slab_cache *s)
 {
     struct segment *seg;
@@ -136,17 +186,15 @@ struct slab *slab_new(struct slab_cache *s)
     sl->defrag_flags = 0;
     sl->later_count = 0;
     sl->next = sl->prev = NULL;
-    void *next = NULL;
-    for (unsigned i = s->objects; i-- > 0;) {
+    for (unsigned i = 0; i < s->objects; i++) {
         void *obj = slab_obj(s, sl, i);
         if (s->ctor)
             s->ctor(obj);
         if (unlikely(s->flags & SLAB_DEBUG_FLAGS))
             debug_init_object(s, obj);
-        fp_set(s, obj, next);
-        next = obj;
     }
-    sl->freelist = next;
+    sl->freelist = (s->flags & SLAB_RANDOM_ORDER) ? build_random_freelist(s, sl)
+                                                  : build_freelist(s, sl);
     pthread_mutex_lock(&s->lock);
     cache_link_slab(s, sl);
     pthread_mutex_unlock(&s->lock);
@@ -182,8 +230,11 @@ void slab_merge_remote(struct slab_cache *s, struct slab *sl)
     if (!list)
         return;
     void *tail = list;
-    for (void *n; (n = fp_get(s, tail)) != NULL;)
+    for (void *n; (n = fp_get(s, tail)) != NULL;) {
+        if (unlikely(((uintptr_t)n ^ (uintptr_t)tail) >> s->slab_shift))
+            slab_report_corrupt_freelist(s, tail, n);
         tail = n;
+    }
     fp_set(s, tail, sl->freelist);
     sl->freelist = list;
     slab_set_inuse(sl, slab_inuse(sl) - count);
