@@ -8,6 +8,9 @@
 #include <stddef.h>
 
 int cmd_demo(int argc, char **argv);
+int cmd_info(int argc, char **argv);   /* info.c: slabinfo of a live process */
+int cmd_top(int argc, char **argv);    /* top.c: live, sorted, refreshing view */
+int cmd_shrink(int argc, char **argv); /* shrink.c: shrink/defrag a live process's caches */
 
 /* Helpers shared by subcommands (util.c). */
 double cli_now(void);

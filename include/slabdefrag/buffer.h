@@ -17,9 +17,13 @@
  * Locking: callers serialise changes to one block's data with bh_lock() and
  * bh_unlock(), as in the kernel: lock, modify b_data, bh_mark_dirty(), unlock.
  * Writeback locks a block while writing it, so a locked block is never written
- * half-modified.  Hold at most one buffer lock while calling bdev_sync() (more
- * only in ascending block order); bh_sync() may be called with or without the
- * caller holding that buffer's lock.
+ * half-modified.  bdev_sync() and bh_sync() may be called while holding buffer
+ * locks: blocks the caller has locked are written as they are (so mark them dirty
+ * first); dirty blocks other threads hold are waited for, holding nothing of the
+ * cache's own.  So two threads that each hold a dirty block's lock and then both
+ * bdev_sync() the same device wait for each other forever (as with the kernel's
+ * lock_buffer); lock blocks in one order and release them before a device sync
+ * that another lock holder may be doing too.
  *
  * Writeback: dirty blocks are written by a background flusher thread once they
  * are older than dirty_expire_ms, by writers that are throttled when dirty data

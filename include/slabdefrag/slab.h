@@ -232,7 +232,8 @@ struct slab_defrag_status {
     uint64_t steps;             /* work steps run */
     uint64_t cpu_ns;            /* thread CPU time spent in steps */
     uint64_t wall_ns;           /* wall time since start */
-    uint64_t longest_step_ns;
+    uint64_t longest_step_ns;      /* CPU time of the longest step */
+    uint64_t longest_step_wall_ns; /* wall time of the longest step (includes preemption) */
     uint64_t bytes_released;
     uint64_t psi_wakeups;
 };

@@ -44,9 +44,8 @@ static bool heap_refill(struct slab_cache *s, struct heap *h)
         }
         heap_deactivate(h);
     }
-    sl = slab_list_pop(&h->partial);
+    sl = heap_take_partial(h);
     if (sl) {
-        heap_publish(h);
         slab_merge_remote(s, sl);
         heap_activate(h, sl);
         return true;

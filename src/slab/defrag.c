@@ -64,6 +64,7 @@ struct pass {
     struct slab_cache *s;
     struct heap owner;         /* identity owning frozen and destination slabs */
     struct slab *dest;         /* current destination slab (move protocol) */
+    struct slab *done;         /* slabs whose turn is over, still frozen (chained by next) */
     void **vec;                /* objects of the slab being vacated */
     uint64_t *bitmap;          /* free objects of that slab */
     unsigned threshold;        /* fill percent: candidates are below it */
@@ -210,6 +211,11 @@ static void *dest_alloc(struct pass *p)
             cache_put_slab(s, d);
         pthread_mutex_lock(&s->lock);
         d = cache_partial_fullest(s);
+        /* A destination must not itself be a candidate of this pass: otherwise
+         * it would escape the pass's questions, and objects would move twice. */
+        if (d && !(d->defrag_flags & SLAB_DF_NOMOVE) &&
+            live_objects(d) * 100u < p->threshold * s->objects)
+            d = NULL;
         if (d) {
             cache_partial_remove(s, d);
             pass_own(p, d);
@@ -256,7 +262,6 @@ static void count_result(struct slab_cache *s, enum slab_move_result r)
 static void vacate_by_move(struct pass *p, struct slab *sl, int nr)
 {
     struct slab_cache *s = p->s;
-    bool later = false;
     for (int i = 0; i < nr && !(sl->defrag_flags & SLAB_DF_NOMOVE); i++) {
         void *old = p->vec[i];
         void *new = dest_alloc(p);
@@ -279,7 +284,6 @@ static void vacate_by_move(struct pass *p, struct slab *sl, int nr)
             p->refused++;
             break;
         case SLAB_MOVE_LATER:
-            later = true;
             pass_free(p, p->dest, new);
             p->refused++;
             break;
@@ -288,8 +292,6 @@ static void vacate_by_move(struct pass *p, struct slab *sl, int nr)
             break;
         }
     }
-    if (later && ++sl->later_count >= DEFRAG_DISBELIEF)
-        sl->defrag_flags |= SLAB_DF_NOMOVE;
 }
 
 static void vacate_by_evict(struct pass *p, struct slab *sl, int nr)
@@ -298,13 +300,26 @@ static void vacate_by_evict(struct pass *p, struct slab *sl, int nr)
     void *priv = s->get(s, nr, p->vec);
     s->kick(s, nr, p->vec, priv);
     p->kicked += (uint64_t)nr;
-    slab_merge_remote(s, sl);
-    if (slab_inuse(sl) != 0 && ++sl->later_count >= DEFRAG_DISBELIEF)
-        sl->defrag_flags |= SLAB_DF_NOMOVE;
 }
 
-/* End of a slab's turn: release it if empty, else give it back to the cache. */
-static void unfreeze(struct pass *p, struct slab *sl)
+/*
+ * End of a slab's turn: a slab the callbacks could not empty (LATER, DONT_KNOW,
+ * a kick that freed nothing) counts one futile turn; at DEFRAG_DISBELIEF it is
+ * treated as NO.  It stays frozen on p->done until the pass ends, so one pass
+ * never asks about a slab twice and never targets it.
+ */
+static void end_turn(struct pass *p, struct slab *sl)
+{
+    slab_merge_remote(p->s, sl);
+    if (slab_inuse(sl) != 0 && ++sl->later_count >= DEFRAG_DISBELIEF)
+        sl->defrag_flags |= SLAB_DF_NOMOVE;
+    sl->next = p->done;
+    p->done = sl;
+}
+
+/* End of the pass for one slab: an empty one is unlinked and queued in refs[]
+ * for one batched release; the others go back to the cache. */
+static void unfreeze(struct pass *p, struct slab *sl, struct os_slab_ref *refs, size_t *nrefs)
 {
     struct slab_cache *s = p->s;
     slab_merge_remote(s, sl);
@@ -312,7 +327,10 @@ static void unfreeze(struct pass *p, struct slab *sl)
         pthread_mutex_lock(&s->lock);
         cache_unlink_slab(s, sl);
         pthread_mutex_unlock(&s->lock);
-        slab_release(s, sl);
+        refs[*nrefs].base = sl;
+        refs[*nrefs].seg = sl->seg;
+        (*nrefs)++;
+        sl->magic = 0;
         p->released++;
         return;
     }
@@ -331,14 +349,39 @@ static void vacate(struct pass *p, struct slab *sl)
         else
             vacate_by_evict(p, sl, nr);
     }
-    unfreeze(p, sl);
+    end_turn(p, sl);
 }
 
 static void pass_finish(struct pass *p)
 {
     struct slab_cache *s = p->s;
-    if (p->dest)
-        cache_put_slab(s, p->dest);
+    if (p->dest) { /* an unused destination (all answers NO) is released too */
+        p->dest->next = p->done;
+        p->done = p->dest;
+        p->dest = NULL;
+    }
+    /* Emptied slabs go back to the OS at the end of the pass, the rest to the
+     * partial lists (unmovable ones to the top bin). */
+    size_t n = 0, nrefs = 0;
+    for (struct slab *sl = p->done; sl; sl = sl->next)
+        n++;
+    struct os_slab_ref *refs = malloc((n ? n : 1) * sizeof *refs);
+    while (p->done) {
+        struct slab *sl = p->done;
+        p->done = sl->next;
+        if (refs) {
+            unfreeze(p, sl, refs, &nrefs);
+        } else { /* no memory for the batch: release one by one */
+            struct os_slab_ref one;
+            size_t k = 0;
+            unfreeze(p, sl, &one, &k);
+            if (k)
+                os_slab_free(one.base, s->slab_shift, one.seg);
+        }
+    }
+    if (nrefs)
+        os_slab_free_batch(refs, nrefs, s->slab_shift);
+    free(refs);
     pthread_mutex_lock(&s->lock);
     s->retired_allocs += atomic_load_explicit(&p->owner.allocs, relaxed);
     s->retired_frees += atomic_load_explicit(&p->owner.frees, relaxed);
@@ -362,7 +405,7 @@ static long release_empties(struct slab_cache *s, bool all, bool settle)
     pthread_mutex_lock(&s->lock);
     if (settle)
         cache_settle_all(s);
-    cache_release_empty(s, all ? 0 : ((s->flags & SLAB_NO_RESERVE) ? 0 : CACHE_EMPTY_RESERVE));
+    cache_release_empty(s, all ? 0 : empty_reserve(s));
     pthread_mutex_unlock(&s->lock);
     uint64_t after = atomic_load(&s->nr_slabs);
     return after < before ? (long)((before - after) << s->slab_shift) : 0;
@@ -404,10 +447,10 @@ long defrag_pass(struct slab_cache *s, const struct defrag_request *rq, struct d
                     break;
                 }
             }
+            pass_finish(&p);
             pass_cache = outer;
             res->scanned = p.scanned;
             res->released = p.released;
-            pass_finish(&p);
         }
     }
     release_empties(s, rq->release_all_empty, !rq->deadline_ns);

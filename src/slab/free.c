@@ -92,8 +92,7 @@ void slab_free_owned(struct slab_cache *s, struct heap *h, struct slab *sl, void
     sl->freelist = obj;
     slab_set_inuse(sl, inuse - 1);
     if (inuse - 1 == 0) {
-        slab_list_remove(&h->partial, sl);
-        heap_publish(h);
+        heap_remove_partial(h, sl);
         cache_put_slab(s, sl);
     }
 }

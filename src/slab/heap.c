@@ -113,26 +113,48 @@ void heap_deactivate(struct heap *h)
 
 void heap_add_partial(struct heap *h, struct slab *sl)
 {
-    slab_list_push(&h->partial, sl, LIST_HEAP_PARTIAL);
-    if (h->partial.nr > HEAP_PARTIAL_MAX) {
-        /* Overflow: the oldest partial slab goes to the cache, where other
-         * threads and defrag can see it.  The list is a stack, so walk to its end. */
-        struct slab *oldest = h->partial.head;
-        while (oldest->next)
-            oldest = oldest->next;
-        slab_list_remove(&h->partial, oldest);
+    if (h->nr_partial == HEAP_PARTIAL_MAX) {
+        /* Full: the oldest partial slab goes to the cache, where other threads and
+         * defrag can see it. */
+        struct slab *oldest = h->partial[0];
+        memmove(&h->partial[0], &h->partial[1], (HEAP_PARTIAL_MAX - 1) * sizeof h->partial[0]);
+        h->nr_partial--;
+        oldest->list = LIST_NONE;
         cache_put_slab(h->cache, oldest);
     }
+    sl->list = LIST_HEAP_PARTIAL;
+    h->partial[h->nr_partial++] = sl;
     heap_publish(h);
+}
+
+struct slab *heap_take_partial(struct heap *h)
+{
+    if (!h->nr_partial)
+        return NULL;
+    struct slab *sl = h->partial[--h->nr_partial];
+    sl->list = LIST_NONE;
+    heap_publish(h);
+    return sl;
+}
+
+void heap_remove_partial(struct heap *h, struct slab *sl)
+{
+    for (unsigned i = 0; i < h->nr_partial; i++)
+        if (h->partial[i] == sl) {
+            memmove(&h->partial[i], &h->partial[i + 1], (h->nr_partial - i - 1) * sizeof h->partial[0]);
+            h->nr_partial--;
+            sl->list = LIST_NONE;
+            heap_publish(h);
+            return;
+        }
 }
 
 void heap_flush(struct heap *h)
 {
     heap_deactivate(h);
     struct slab *sl;
-    while ((sl = slab_list_pop(&h->partial)) != NULL)
+    while ((sl = heap_take_partial(h)) != NULL)
         cache_put_slab(h->cache, sl);
-    heap_publish(h);
 }
 
 /* Thread exit: flush, fold counters into the cache, unregister.  heaps_lock held. */
@@ -162,8 +184,7 @@ void heap_orphan_all(struct slab_cache *s)
         h->freelist = NULL;
         h->nfree = 0;
         h->active = NULL;
-        h->partial.head = NULL;
-        h->partial.nr = 0;
+        h->nr_partial = 0;
         heap_publish(h);
         h->cache = NULL;
     }

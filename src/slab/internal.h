@@ -125,9 +125,12 @@ struct heap {
     unsigned nfree;            /* length of freelist */
     struct slab *active;
     struct slab_cache *cache;  /* NULL once the cache is destroyed (orphan) */
-    struct slab_list partial;  /* OWNED, not active, with free objects */
+    /* OWNED slabs, not active, with free objects: a small array kept in the heap,
+     * oldest first, so adding, taking and evicting touch no slab header. */
+    struct slab *partial[HEAP_PARTIAL_MAX];
+    unsigned nr_partial;
     _Atomic uint64_t allocs, frees;
-    _Atomic unsigned pub_partial; /* partial.nr, published for stats */
+    _Atomic unsigned pub_partial; /* nr_partial, published for stats */
     struct heap *next, *prev;  /* cache->heaps */
     bool is_defrag;            /* a defrag pass's private heap: never on cache->heaps */
 };
@@ -232,7 +235,7 @@ static inline void counter_inc(_Atomic uint64_t *c)
 
 static inline void heap_publish(struct heap *h)
 {
-    atomic_store_explicit(&h->pub_partial, h->partial.nr, relaxed);
+    atomic_store_explicit(&h->pub_partial, h->nr_partial, relaxed);
 }
 
 /* list.c-like helpers (slab.c) */
@@ -243,6 +246,11 @@ struct slab *slab_list_pop(struct slab_list *l);
 /* os.c: segments and the segment map */
 void *os_slab_alloc(unsigned shift, struct segment **seg_out);
 void os_slab_free(void *base, unsigned shift, struct segment *seg);
+struct os_slab_ref {
+    void *base;
+    struct segment *seg;
+};
+void os_slab_free_batch(struct os_slab_ref *refs, size_t n, unsigned shift);
 unsigned os_segment_slab_shift(const void *p); /* 0: not in any segment */
 
 /* slab.c: slab lifecycle, cache lists (callers hold cache->lock where said) */
@@ -253,6 +261,7 @@ void slab_merge_remote(struct slab_cache *s, struct slab *sl);   /* owner: remot
 struct slab *cache_take_partial(struct slab_cache *s, struct heap *h); /* LISTED → OWNED(h) */
 void cache_put_slab(struct slab_cache *s, struct slab *sl);      /* owner gives up sl: → LISTED/FULL/released */
 long cache_release_empty(struct slab_cache *s, unsigned keep);   /* cache->lock held; bytes */
+unsigned empty_reserve(const struct slab_cache *s);             /* empty slabs a cache keeps */
 void cache_settle_listed(struct slab_cache *s, struct slab *sl); /* cache->lock held */
 void cache_listed_maybe_empty(struct slab_cache *s, struct slab *sl); /* no lock held */
 void cache_settle_all(struct slab_cache *s);                      /* cache->lock held */
@@ -270,6 +279,8 @@ void heap_flush(struct heap *h);                      /* give back active + part
 void heap_deactivate(struct heap *h);                 /* give back the active slab only */
 void heap_activate(struct heap *h, struct slab *sl);
 void heap_add_partial(struct heap *h, struct slab *sl);
+struct slab *heap_take_partial(struct heap *h);            /* newest, or NULL */
+void heap_remove_partial(struct heap *h, struct slab *sl);
 void heap_orphan_all(struct slab_cache *s);           /* destroy: detach live threads' heaps */
 void heap_stats(struct slab_cache *s, uint64_t *allocs, uint64_t *frees); /* cache->lock held */
 unsigned heap_partial_slabs(struct slab_cache *s);   /* cache->lock held */

@@ -46,9 +46,7 @@ static struct pool {
     struct segment *segments;
     unsigned nr_segments;
 } pools[NR_POOLS] = {
-#define P { PTHREAD_MUTEX_INITIALIZER, NULL, 0 }
-    P, P, P, P, P, P, P
-#undef P
+    [0 ... NR_POOLS - 1] = { PTHREAD_MUTEX_INITIALIZER, NULL, 0 },
 };
 
 /* One byte per possible segment of the 47-bit user address space (32 MiB of
@@ -175,4 +173,40 @@ size_t os_bytes_mapped(void)
         pthread_mutex_unlock(&pools[i].lock);
     }
     return total;
+}
+
+static int by_address(const void *a, const void *b)
+{
+    uintptr_t x = (uintptr_t)((const struct os_slab_ref *)a)->base;
+    uintptr_t y = (uintptr_t)((const struct os_slab_ref *)b)->base;
+    return x < y ? -1 : x > y;
+}
+
+/*
+ * Release many slabs of one size at once (a defrag pass's emptied slabs): one
+ * MADV_DONTNEED per run of adjacent slabs instead of one per slab, then one pool
+ * lock for all the bitmap updates.  refs[] is sorted in place.
+ */
+void os_slab_free_batch(struct os_slab_ref *refs, size_t n, unsigned shift)
+{
+    size_t size = (size_t)1 << shift;
+    qsort(refs, n, sizeof *refs, by_address);
+    for (size_t i = 0; i < n;) {
+        size_t j = i + 1;
+        while (j < n && (char *)refs[j].base == (char *)refs[j - 1].base + size && refs[j].seg == refs[i].seg)
+            j++;
+        madvise(refs[i].base, (j - i) * size, MADV_DONTNEED);
+        i = j;
+    }
+    struct pool *p = &pools[shift - SLAB_MIN_SHIFT];
+    pthread_mutex_lock(&p->lock);
+    for (size_t i = 0; i < n; i++) {
+        struct segment *seg = refs[i].seg;
+        unsigned idx = (unsigned)(((char *)refs[i].base - seg->base) >> shift);
+        seg->used[idx / 64] &= ~(UINT64_C(1) << (idx % 64));
+        seg->nr_free++;
+        if (seg->nr_free == seg->nslabs && p->nr_segments > 1)
+            segment_delete(p, seg);
+    }
+    pthread_mutex_unlock(&p->lock);
 }

@@ -310,8 +310,13 @@ static long release_chain(struct slab_cache *s, struct slab *chain)
     return bytes;
 }
 
-static unsigned empty_reserve(const struct slab_cache *s)
+/* Empty slabs kept hot.  A debug cache with consistency checks (F) keeps all of
+ * them until shrink/defrag/destroy, so a late double free still finds its
+ * object's state word instead of a released slab. */
+unsigned empty_reserve(const struct slab_cache *s)
 {
+    if (s->flags & SLAB_CONSISTENCY)
+        return UINT32_MAX;
     return (s->flags & SLAB_NO_RESERVE) ? 0 : CACHE_EMPTY_RESERVE;
 }
 

@@ -1,0 +1,278 @@
+/*
+ * fuzz/bufcache_ops.c — libFuzzer target: the buffer cache (<slabdefrag/buffer.h>)
+ * driven by random reads, writes, syncs, shrinks and injected device faults
+ * (src/bufcache/fault.h), checked against a shadow image.
+ *
+ * Model.  The shadow holds a version per block; a block's content is a pattern
+ * of (block, version) (version 0: zeros, the fresh image).  Every write bumps the
+ * version.  Invariants checked:
+ *  - bh_read always returns the shadow's content (failed writebacks keep their
+ *    data dirty in the cache; nothing is lost or stale);
+ *  - bdev_sync() == 0 means the image file equals the shadow (read with pread);
+ *  - without armed faults nothing fails; with them, only the injected errnos
+ *    (and ENOMEM for a read that cannot make room) appear, and a sync may report
+ *    an earlier injected error once;
+ *  - at the end, with faults cleared, a sync succeeds (after at most one stale
+ *    error), the image equals the shadow, close and destroy return 0;
+ *  - bcache_validate() passes whenever asked.
+ * Single-threaded (the flusher's expire time is set far beyond a run).
+ *
+ * Input format: 2 config bytes, then operations (missing bytes read as 0):
+ *   cfg0: block size 512 << (cfg0 & 3); device pages 4 + (cfg0 >> 2) % 61
+ *   cfg1: memory limit (1 + cfg1 % 4) * 64 KiB; dirty limit 10 + (cfg1 >> 2) % 91 %
+ *   op byte % 9, then for `b` two bytes (block number, little-endian, mod blocks):
+ *   0 READ b          1 WRITE b (read, modify all, dirty)
+ *   2 GETWRITE b      (bh_get, overwrite all, dirty)
+ *   3 BHSYNC b        4 SYNC (bdev_sync)
+ *   5 SHRINK n        bcache_shrink(n ? n * 4 KiB : SIZE_MAX)
+ *   6 FAULT k, n, e   fail the (1 + n % 8)-th next op of kind k % 3 (read, write,
+ *                     flush) with e & 1 ? ENOSPC : EIO; e & 2 sticky, e & 4 short
+ *   7 CLEAR           turn all faults off
+ *   8 VALIDATE
+ * The image lives in $TMPDIR (or /tmp), one per process, removed at exit.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <slabdefrag/buffer.h>
+
+#include "bufcache/fault.h"
+
+#define MAX_BLOCKS (64u * 8u)
+
+#define FZ_CHECK(cond, ...)                                                                      \
+    do {                                                                                         \
+        if (!(cond)) {                                                                           \
+            fprintf(stderr, "bufcache_ops: %s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #cond); \
+            fprintf(stderr, __VA_ARGS__);                                                        \
+            fputc('\n', stderr);                                                                 \
+            abort();                                                                             \
+        }                                                                                        \
+    } while (0)
+
+struct input {
+    const uint8_t *p;
+    size_t n;
+};
+
+static uint8_t byte(struct input *in)
+{
+    if (!in->n)
+        return 0;
+    in->n--;
+    return *in->p++;
+}
+
+struct run {
+    struct bcache *bc;
+    struct bdev *dev;
+    unsigned bs;
+    uint64_t nblk;
+    uint32_t ver[MAX_BLOCKS];
+    uint32_t next_ver;
+    int armed;       /* faults injected since the last CLEAR */
+    int ever;        /* faults injected in this run: a sync may report one */
+};
+
+static char image[256];
+static unsigned char expect_buf[4096], disk_buf[4096];
+
+static void remove_image(void)
+{
+    if (image[0])
+        unlink(image);
+}
+
+static void expected(unsigned bs, uint64_t b, uint32_t ver, unsigned char *out)
+{
+    if (ver == 0) {
+        memset(out, 0, bs);
+        return;
+    }
+    uint64_t x = (b + 1) * 0x9e3779b97f4a7c15ull ^ ver * 0xc2b2ae3d27d4eb4full;
+    for (unsigned i = 0; i < bs; i += 8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        memcpy(out + i, &x, 8);
+    }
+}
+
+static void check_data(struct run *r, uint64_t b, const void *data, const char *what)
+{
+    expected(r->bs, b, r->ver[b], expect_buf);
+    FZ_CHECK(memcmp(data, expect_buf, r->bs) == 0, "%s: block %llu does not hold version %u", what,
+             (unsigned long long)b, r->ver[b]);
+}
+
+static void check_image(struct run *r)
+{
+    int fd = open(image, O_RDONLY);
+    FZ_CHECK(fd >= 0, "open image: %s", strerror(errno));
+    for (uint64_t b = 0; b < r->nblk; b++) {
+        FZ_CHECK(pread(fd, disk_buf, r->bs, (off_t)(b * r->bs)) == (ssize_t)r->bs, "pread");
+        check_data(r, b, disk_buf, "image after a successful sync");
+    }
+    close(fd);
+}
+
+static int injected(int err) { return err == EIO || err == ENOSPC; }
+
+static void read_failed(struct run *r, uint64_t b, int err)
+{
+    FZ_CHECK(r->armed && (injected(err) || err == ENOMEM),
+             "bh_read/bh_get(%llu) failed with %s (faults armed: %d)", (unsigned long long)b,
+             strerror(err), r->armed);
+}
+
+static void sync_result(struct run *r, int rc, const char *what, int whole_device)
+{
+    FZ_CHECK(rc == 0 || (r->ever && injected(-rc)), "%s: %d (%s), faults injected: %d", what, rc,
+             strerror(-rc), r->ever);
+    if (rc == 0 && whole_device)
+        check_image(r);
+}
+
+static void write_block(struct run *r, uint64_t b, int use_get)
+{
+    struct buffer_head *bh = use_get ? bh_get(r->dev, b) : bh_read(r->dev, b);
+    if (!bh) {
+        read_failed(r, b, errno);
+        return;
+    }
+    FZ_CHECK(bh->b_blocknr == b && bh->b_size == r->bs, "wrong buffer head");
+    bh_lock(bh);
+    if (!use_get)
+        check_data(r, b, bh->b_data, "bh_read before a write");
+    r->ver[b] = ++r->next_ver;
+    expected(r->bs, b, r->ver[b], bh->b_data);
+    bh_mark_dirty(bh);
+    bh_unlock(bh);
+    bh_put(bh);
+}
+
+static void run_op(struct run *r, struct input *in)
+{
+    unsigned op = byte(in) % 9;
+    uint64_t b = 0;
+    if (op <= 3) {
+        unsigned lo = byte(in), hi = byte(in);
+        b = (hi << 8 | lo) % r->nblk;
+    }
+    switch (op) {
+    case 0: {
+        struct buffer_head *bh = bh_read(r->dev, b);
+        if (!bh) {
+            read_failed(r, b, errno);
+            break;
+        }
+        check_data(r, b, bh->b_data, "bh_read");
+        bh_put(bh);
+        break;
+    }
+    case 1:
+    case 2:
+        write_block(r, b, op == 2);
+        break;
+    case 3: {
+        struct buffer_head *bh = bh_read(r->dev, b);
+        if (!bh) {
+            read_failed(r, b, errno);
+            break;
+        }
+        sync_result(r, bh_sync(bh), "bh_sync", 0);
+        check_data(r, b, bh->b_data, "bh_read after bh_sync");
+        bh_put(bh);
+        break;
+    }
+    case 4:
+        sync_result(r, bdev_sync(r->dev), "bdev_sync", 1);
+        break;
+    case 5: {
+        unsigned n = byte(in);
+        long got = bcache_shrink(r->bc, n ? (size_t)n * 4096 : SIZE_MAX);
+        FZ_CHECK(got >= 0 || (r->armed && injected((int)-got)), "bcache_shrink: %ld", got);
+        break;
+    }
+    case 6: {
+        unsigned k = byte(in) % 3, n = 1 + byte(in) % 8u, e = byte(in);
+        unsigned flags = ((e & 2) ? BDEV_FAULT_STICKY : 0) | ((e & 4) ? BDEV_FAULT_SHORT : 0);
+        if (k == BDEV_IO_FLUSH)
+            flags &= ~BDEV_FAULT_SHORT; /* a flush has no bytes to shorten */
+        int rc = bdev_fault_inject(r->dev, (enum bdev_io_op)k, n, (e & 1) ? ENOSPC : EIO, flags);
+        FZ_CHECK(rc == 0, "bdev_fault_inject: %d", rc);
+        r->armed = r->ever = 1;
+        break;
+    }
+    case 7:
+        bdev_fault_clear(r->dev);
+        r->armed = 0;
+        break;
+    case 8:
+        FZ_CHECK(bcache_validate(r->bc) == 0, "bcache_validate");
+        break;
+    }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static struct run r;
+    struct input in = {data, size};
+    if (!image[0]) {
+        const char *dir = getenv("TMPDIR");
+        snprintf(image, sizeof image, "%s/slabdefrag-fuzz-XXXXXX", dir && *dir ? dir : "/tmp");
+        int fd = mkstemp(image);
+        FZ_CHECK(fd >= 0, "mkstemp: %s", strerror(errno));
+        close(fd);
+        atexit(remove_image);
+    }
+    unsigned c0 = byte(&in), c1 = byte(&in);
+    memset(&r, 0, sizeof r);
+    r.bs = 512u << (c0 & 3);
+    r.nblk = (uint64_t)(4 + (c0 >> 2) % 61) * (4096 / r.bs);
+    FZ_CHECK(truncate(image, 0) == 0 && truncate(image, (off_t)(r.nblk * r.bs)) == 0,
+             "truncate: %s", strerror(errno));
+    struct bcache_config cfg = {
+        .memory_limit = (1 + c1 % 4) * (size_t)BCACHE_MIN_MEMORY_LIMIT,
+        .dirty_expire_ms = 3600 * 1000,
+        .dirty_limit_percent = 10 + (c1 >> 2) % 91,
+    };
+    r.bc = bcache_create(&cfg);
+    FZ_CHECK(r.bc != NULL, "bcache_create: %s", strerror(errno));
+    r.dev = bdev_open(r.bc, image, r.bs, O_RDWR);
+    FZ_CHECK(r.dev != NULL, "bdev_open: %s", strerror(errno));
+
+    unsigned ops = 0;
+    while (in.n && ops++ < 512)
+        run_op(&r, &in);
+
+    bdev_fault_clear(r.dev);
+    r.armed = 0;
+    int rc = bdev_sync(r.dev);
+    if (rc != 0) {
+        sync_result(&r, rc, "final bdev_sync (a stale error)", 0);
+        rc = bdev_sync(r.dev);
+        FZ_CHECK(rc == 0, "second final bdev_sync: %d", rc);
+    }
+    check_image(&r);
+    for (uint64_t b = 0; b < r.nblk; b++) {
+        struct buffer_head *bh = bh_read(r.dev, b);
+        FZ_CHECK(bh != NULL, "final bh_read(%llu): %s", (unsigned long long)b, strerror(errno));
+        check_data(&r, b, bh->b_data, "final bh_read");
+        bh_put(bh);
+    }
+    FZ_CHECK(bcache_validate(r.bc) == 0, "final bcache_validate");
+    rc = bdev_close(r.dev);
+    FZ_CHECK(rc == 0, "bdev_close: %d", rc);
+    rc = bcache_destroy(r.bc);
+    FZ_CHECK(rc == 0, "bcache_destroy: %d", rc);
+    return 0;
+}

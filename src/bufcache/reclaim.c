@@ -1,0 +1,261 @@
+/*
+ * bufcache/reclaim.c: the memory limit — accounting, CLOCK eviction, shrink,
+ * and dropping a closing device's pages.
+ *
+ * 1. Objects and states.  mem_used counts every byte the cache holds for data
+ *    and metadata: resident frames (4096 each, warm free ones included),
+ *    descriptor memory (in 4 KiB steps of the descriptor array's high-water
+ *    mark), buffer heads (live count x the slab's object size), the index (bucket
+ *    array and stripe locks) and struct bcache itself.  A charge that would pass
+ *    memory_limit fails; the caller reclaims and retries, so the limit holds at
+ *    every instant, not just on average.
+ * 2. Locking.  mem_used is an atomic updated with compare-exchange.  clock_lock
+ *    serialises sweeps of the clock hand over the descriptor array; a sweep takes
+ *    page locks only by trylock and writes dirty pages only WB_NOWAIT, so any
+ *    thread may reclaim while holding block or page locks.
+ * 3. References.  Eviction freezes a page (refcount 1 -> 0, page locked): a page
+ *    with any reference, dirty, on the dirty list or under writeback is never
+ *    evicted, and the release routine's check (page_ring_releasable) must agree
+ *    on the frozen page before its ring goes through page_detach_ring (b_page
+ *    cleared, buffer heads slab_free'd).  Its frame stays warm for the next miss.
+ * 4. Invariants.  mem_used <= memory_limit.  An evicted page is out of the index
+ *    before its ring is freed and its map cleared.
+ * 5. Policies and numbers.  CLOCK (second chance): a hit sets PG_REFERENCED; the
+ *    sweep clears it and moves on, evicts unreferenced clean pages, and starts a
+ *    non-blocking writeback of dirty ones (evicted on a later lap).  One call
+ *    evicts up to 8 pages and looks at most at 2 laps of the array; when it
+ *    evicted nothing but saw pages that may become evictable soon (dirty ones it
+ *    started writing, writeback or a pin in progress, a page lock held) it sweeps
+ *    again, up to 32 times, yielding and then sleeping 50 us in between, before
+ *    the caller's allocation fails with ENOMEM.
+ *    bcache_shrink then hands evicted frames back to the OS (MADV_DONTNEED) and
+ *    shrinks the buffer_head slab cache.
+ * 6. Observability.  evictions, memory_used, cached_pages.
+ */
+#define _GNU_SOURCE
+#include "bufcache/internal.h"
+
+#include <sched.h>
+#include <stdint.h>
+#include <time.h>
+
+#define RECLAIM_BATCH 8u
+#define RECLAIM_ATTEMPTS 32u
+
+bool mem_try_charge(struct bcache *bc, size_t bytes)
+{
+    int64_t cur = atomic_load_explicit(&bc->mem_used, memory_order_relaxed);
+    do {
+        if (cur + (int64_t)bytes > (int64_t)bc->memory_limit)
+            return false;
+    } while (!atomic_compare_exchange_weak_explicit(&bc->mem_used, &cur, cur + (int64_t)bytes,
+                                                    memory_order_relaxed, memory_order_relaxed));
+    return true;
+}
+
+void mem_uncharge(struct bcache *bc, size_t bytes)
+{
+    atomic_fetch_sub_explicit(&bc->mem_used, (int64_t)bytes, memory_order_relaxed);
+}
+
+void page_evict_frozen(struct bcache *bc, struct bc_page *p)
+{
+    page_index_remove(bc, p);
+    page_detach_ring(bc, p);
+    atomic_store_explicit(&p->map, NULL, memory_order_relaxed);
+    atomic_fetch_and(&p->flags, PG_LOCKED | PG_WAITERS | PG_FRAME);
+    atomic_fetch_sub(&bc->nr_cached, 1);
+    bc_count(bc, ST_EVICTIONS, 1);
+    page_unlock(p);
+    page_free(bc, p);
+}
+
+enum sweep_result { SWEEP_SKIP, SWEEP_EVICTED, SWEEP_PENDING };
+
+/* One clock step at page p.  SWEEP_PENDING: not evictable now, maybe soon. */
+static enum sweep_result sweep_one(struct bcache *bc, struct bc_page *p)
+{
+    const uint32_t busy = PG_DIRTY | PG_WRITEBACK | PG_ON_LIST;
+    if (atomic_load_explicit(&p->refcount, memory_order_relaxed) == 0)
+        return SWEEP_SKIP;
+    uint32_t f = page_flags(p);
+    if (f & PG_REFERENCED) {
+        page_clear_flags(p, PG_REFERENCED);
+        return SWEEP_SKIP;
+    }
+    if (atomic_load_explicit(&p->refcount, memory_order_relaxed) > 1)
+        return SWEEP_SKIP;
+    if (f & busy) {
+        /* Dirty: start writing it.  Clean but still listed: the writeback
+         * call takes it off the list. */
+        if (!(f & PG_WRITEBACK) && page_get_unless_zero(p)) {
+            struct bdev_map *m = page_map(p);
+            if (m && !atomic_load(&m->closing))
+                page_writeback(bc, p, WB_NOWAIT);
+            page_put(p);
+        }
+        return SWEEP_PENDING;
+    }
+    if (!page_trylock(p))
+        return SWEEP_PENDING;
+    if (!page_freeze(p, 0)) { /* pinned meanwhile */
+        page_unlock(p);
+        return SWEEP_PENDING;
+    }
+    if (!page_ring_releasable(p, NULL)) { /* the release routine says no */
+        page_unfreeze(p, 0);
+        page_unlock(p);
+        return SWEEP_PENDING;
+    }
+    page_evict_frozen(bc, p);
+    return SWEEP_EVICTED;
+}
+
+static void reclaim_backoff(unsigned attempt)
+{
+    if (attempt < 4) {
+        sched_yield();
+    } else {
+        struct timespec ts = {0, 50000}; /* 50 us: let writebacks and pins finish */
+        nanosleep(&ts, NULL);
+    }
+}
+
+unsigned reclaim_some(struct bcache *bc)
+{
+    unsigned evicted = 0;
+    pthread_mutex_lock(&bc->clock_lock);
+    for (unsigned attempt = 0; attempt < RECLAIM_ATTEMPTS && !evicted; attempt++) {
+        uint32_t n = atomic_load_explicit(&bc->nr_inited, memory_order_acquire);
+        bool pending = false;
+        for (uint64_t scanned = 0; scanned < 2ull * n && evicted < RECLAIM_BATCH; scanned++) {
+            if (bc->clock_hand >= n)
+                bc->clock_hand = 0;
+            struct bc_page *p = &bc->pages[bc->clock_hand++];
+            enum sweep_result r = sweep_one(bc, p);
+            evicted += r == SWEEP_EVICTED;
+            pending |= r == SWEEP_PENDING;
+        }
+        if (!pending)
+            break;
+        if (!evicted)
+            reclaim_backoff(attempt);
+    }
+    pthread_mutex_unlock(&bc->clock_lock);
+    return evicted;
+}
+
+long bcache_shrink(struct bcache *bc, size_t target_bytes)
+{
+    if (!bc) {
+        errno = EINVAL;
+        return -EINVAL;
+    }
+    int64_t before = atomic_load(&bc->mem_used);
+    size_t frames = target_bytes == SIZE_MAX ? SIZE_MAX : target_bytes / BC_PAGE_SIZE + 1;
+    page_release_free_frames(bc, frames);
+    while ((size_t)(before - atomic_load(&bc->mem_used)) < target_bytes) {
+        unsigned evicted = reclaim_some(bc);
+        page_release_free_frames(bc, evicted);
+        if (!evicted)
+            break;
+    }
+    int64_t freed = before - atomic_load(&bc->mem_used);
+    long slab = slab_cache_shrink(bc->bh_cache);
+    if (slab > 0)
+        freed += slab;
+    return freed > 0 ? (long)freed : 0;
+}
+
+/* ---- dropping a closing device's pages ------------------------------------------------- */
+
+/* b_count summed over the ring of a page the caller has pinned. */
+static unsigned ring_user_refs(struct bc_page *p)
+{
+    struct bh_impl *ring = atomic_load_explicit(&p->buffers, memory_order_acquire);
+    if (!ring)
+        return 0;
+    struct bh_impl *v[8];
+    unsigned n = ring_vector(ring, v), refs = 0;
+    for (unsigned i = 0; i < n; i++)
+        refs += atomic_load(&v[i]->b_count);
+    return refs;
+}
+
+int map_count_user_refs(struct bcache *bc, struct bdev_map *m)
+{
+    uint32_t n = atomic_load_explicit(&bc->nr_inited, memory_order_acquire);
+    int refs = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        struct bc_page *p = &bc->pages[i];
+        if (page_map(p) != m || !page_get_unless_zero(p))
+            continue;
+        if (page_map(p) == m)
+            refs += (int)ring_user_refs(p);
+        page_put(p);
+    }
+    return refs;
+}
+
+/* Forget a frozen page's dirty state (its device is being closed after a failed
+ * sync; the error has been returned). */
+static void drop_dirty_state(struct bcache *bc, struct bdev_map *m, struct bc_page *p)
+{
+    struct bh_impl *ring = atomic_load_explicit(&p->buffers, memory_order_acquire);
+    if (ring) {
+        struct bh_impl *v[8];
+        unsigned n = ring_vector(ring, v);
+        for (unsigned i = 0; i < n; i++)
+            atomic_fetch_and(&v[i]->b_state, ~(BH_DIRTY | BH_WRITE_EIO));
+    }
+    if (atomic_fetch_and(&p->flags, ~PG_DIRTY) & PG_DIRTY)
+        atomic_fetch_sub(&bc->nr_dirty, 1);
+    pthread_mutex_lock(&m->dirty_lock);
+    if (page_flags(p) & PG_ON_LIST)
+        dirty_list_remove_locked(bc, m, p);
+    pthread_mutex_unlock(&m->dirty_lock);
+}
+
+/* Evict page p of m whatever its state; waits out transient pins (flusher,
+ * defrag).  0, or -EBUSY if a caller holds a buffer head of it. */
+static int drop_page(struct bcache *bc, struct bdev_map *m, struct bc_page *p)
+{
+    for (;;) {
+        if (!page_get_unless_zero(p)) {
+            if (page_map(p) != m)
+                return 0;
+            sched_yield(); /* frozen by a releaser or evictor */
+            continue;
+        }
+        if (page_map(p) != m) {
+            page_put(p);
+            return 0;
+        }
+        if (ring_user_refs(p)) {
+            page_put(p);
+            return -EBUSY;
+        }
+        page_lock(p);
+        page_wait_writeback(p);
+        if (!page_freeze(p, 1)) {
+            page_unlock(p);
+            page_put(p);
+            sched_yield();
+            continue;
+        }
+        drop_dirty_state(bc, m, p);
+        page_evict_frozen(bc, p);
+        return 0;
+    }
+}
+
+int map_drop_pages(struct bcache *bc, struct bdev_map *m)
+{
+    uint32_t n = atomic_load_explicit(&bc->nr_inited, memory_order_acquire);
+    for (uint32_t i = 0; i < n; i++) {
+        struct bc_page *p = &bc->pages[i];
+        if (page_map(p) == m && drop_page(bc, m, p) == -EBUSY)
+            return -EBUSY;
+    }
+    return 0;
+}

@@ -1,0 +1,186 @@
+/*
+ * slab/stats_client.c — the client half of <slabdefrag/stats.h>: finding a
+ * process's stats endpoint and asking it one question (statsd.c is the server).
+ *
+ * 1. Finding.  The server's default directories depend on its environment and
+ *    euid, which a client cannot see; it tries, in order, $XDG_RUNTIME_DIR/
+ *    slabdefrag (ours), /run/user/<uid>/slabdefrag and /tmp/slabdefrag-<uid> for
+ *    the target's uid (the owner of /proc/<pid>) and for ours, and takes the
+ *    first path that is a socket.
+ * 2. Asking.  One connection per request: send the line, shut down our write
+ *    side, read to EOF.  The server may refuse (busy, permission denied) and
+ *    close before reading our line: then send fails with EPIPE but its answer
+ *    is still queued for us, so we read it.  A reset after some data counts as
+ *    EOF (the server closed with bytes of ours unread).
+ * 3. Bounds.  5 s without progress is -ETIMEDOUT; replies over 64 MiB are
+ *    -EMSGSIZE; an empty reply is -ECONNRESET (every answer has at least "{}").
+ *    No lock and no global state: any number of threads may call these.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <slabdefrag/stats.h>
+
+#define STATS_TIMEOUT_MS 5000
+#define STATS_REPLY_MAX (64u << 20)
+
+static bool usable_xdg_dir(const char *xdg)
+{
+    return xdg && xdg[0] == '/';
+}
+
+static int make_addr(const char *path, struct sockaddr_un *addr)
+{
+    memset(addr, 0, sizeof *addr);
+    addr->sun_family = AF_UNIX;
+    if (strlen(path) >= sizeof addr->sun_path)
+        return -ENAMETOOLONG;
+    strcpy(addr->sun_path, path);
+    return 0;
+}
+
+static bool is_socket(const char *path)
+{
+    struct stat st;
+    return lstat(path, &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
+int slab_stats_find_socket(pid_t pid, char *buf, size_t size)
+{
+    char proc[64];
+    struct stat st;
+    snprintf(proc, sizeof proc, "/proc/%ld", (long)pid);
+    if (pid <= 0 || stat(proc, &st) != 0)
+        return errno = ESRCH, -ESRCH;
+    unsigned long uids[2] = { (unsigned long)st.st_uid, (unsigned long)geteuid() };
+    const char *xdg = getenv("XDG_RUNTIME_DIR");
+    bool too_long = false;
+    for (int k = 0; k < 7; k++) {
+        int n;
+        if (k == 0 && usable_xdg_dir(xdg))
+            n = snprintf(buf, size, "%s/slabdefrag/%ld.sock", xdg, (long)pid);
+        else if (k == 1 || k == 2)
+            n = snprintf(buf, size, "/run/user/%lu/slabdefrag/%ld.sock", uids[k - 1], (long)pid);
+        else if (k == 3 || k == 4)
+            n = snprintf(buf, size, "/tmp/slabdefrag-%lu/%ld.sock", uids[k - 3], (long)pid);
+        else
+            continue;
+        if (n < 0 || (size_t)n >= size)
+            too_long = true;
+        else if (is_socket(buf))
+            return 0;
+    }
+    int rc = too_long ? -ENAMETOOLONG : -ENOENT;
+    errno = -rc;
+    return rc;
+}
+
+/* Wait up to STATS_TIMEOUT_MS for `events` on fd: 0, or -ETIMEDOUT / -errno. */
+static int wait_fd(int fd, short events)
+{
+    struct pollfd p = { .fd = fd, .events = events };
+    int n;
+    do
+        n = poll(&p, 1, STATS_TIMEOUT_MS);
+    while (n < 0 && errno == EINTR);
+    return n > 0 ? 0 : n == 0 ? -ETIMEDOUT : -errno;
+}
+
+static int send_all(int fd, const char *p, size_t len)
+{
+    while (len) {
+        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN) {
+            int rc = wait_fd(fd, POLLOUT);
+            if (rc)
+                return rc;
+            continue;
+        }
+        if (n < 0)
+            return -errno;
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* Read until EOF into a growing buffer.  A reset after some data counts as EOF:
+ * the server closed with our unread bytes in its queue. */
+static long recv_all(int fd, char **out)
+{
+    size_t len = 0, cap = 4096;
+    char *buf = malloc(cap);
+    long rc = buf ? 0 : -ENOMEM;
+    while (rc == 0) {
+        if (len + 1 == cap) {
+            char *nb = cap >= STATS_REPLY_MAX ? NULL : realloc(buf, cap * 2);
+            if (!nb) {
+                rc = cap >= STATS_REPLY_MAX ? -EMSGSIZE : -ENOMEM;
+                break;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+        ssize_t n = recv(fd, buf + len, cap - 1 - len, MSG_DONTWAIT);
+        if (n > 0)
+            len += (size_t)n;
+        else if (n == 0 || (errno == ECONNRESET && len > 0))
+            break;
+        else if (errno == EAGAIN)
+            rc = wait_fd(fd, POLLIN);
+        else if (errno != EINTR)
+            rc = -errno;
+    }
+    if (rc == 0 && len == 0)
+        rc = -ECONNRESET; /* closed without a word: every reply has at least "{}" */
+    if (rc < 0) {
+        free(buf);
+        return rc;
+    }
+    buf[len] = '\0';
+    *out = buf;
+    return (long)len;
+}
+
+long slab_stats_request(const char *socket_path, const char *request, char **reply)
+{
+    struct sockaddr_un addr;
+    *reply = NULL;
+    long rc = make_addr(socket_path, &addr);
+    if (rc == 0 && strlen(request) + 1 > SLAB_STATS_LINE_MAX)
+        rc = -EMSGSIZE;
+    int fd = rc == 0 ? socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0) : -1;
+    if (rc == 0 && fd < 0)
+        rc = -errno;
+    if (rc == 0 && connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0)
+        rc = -errno;
+    char line[SLAB_STATS_LINE_MAX + 1];
+    if (rc == 0) {
+        int n = snprintf(line, sizeof line, "%s\n", request);
+        rc = send_all(fd, line, (size_t)n);
+        /* A server that refuses (busy, permission) may answer and close before
+         * reading our request: its answer is still there to read. */
+        if (rc == -EPIPE || rc == -ECONNRESET)
+            rc = 0;
+    }
+    if (rc == 0) {
+        shutdown(fd, SHUT_WR);
+        rc = recv_all(fd, reply);
+    }
+    if (fd >= 0)
+        close(fd);
+    if (rc < 0)
+        errno = (int)-rc;
+    return rc;
+}

@@ -1,0 +1,122 @@
+/*
+ * bctest.h: helpers shared by the buffer-cache tests in tests/bufcache/ (header
+ * only, so the per-directory glob of *.c files does not make it a program).
+ *
+ * image_create()   a temporary image file of `size` bytes under $TMPDIR or /tmp
+ *                  (mkstemp), filled with a seeded pattern; the caller removes it
+ *                  with image_remove().  The pattern of byte i is pattern_byte().
+ * image_read()     pread() of the image file behind the cache's back.
+ * block_fill()     fill a block with a self-describing stamp (block number,
+ *                  version, a per-byte mix) that block_stamp_ok() can verify, so
+ *                  a torn or misplaced block is detected.
+ * xbcache()/xopen()  create / open that fail the test on error.
+ * stats()          bcache_get_stats() that fails the test on error.
+ */
+#ifndef SLABDEFRAG_TESTS_BCTEST_H
+#define SLABDEFRAG_TESTS_BCTEST_H
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <slabdefrag/buffer.h>
+
+#include "testutil.h"
+
+static inline unsigned char pattern_byte(uint64_t seed, uint64_t i)
+{
+    uint64_t x = (i + 1) * 0x9e3779b97f4a7c15ull ^ seed;
+    x ^= x >> 29;
+    x *= 0xbf58476d1ce4e5b9ull;
+    x ^= x >> 32;
+    return (unsigned char)x;
+}
+
+/* Create a temporary image; its path is written to `path` (at least 256 bytes). */
+static inline void image_create(char *path, size_t size, uint64_t seed)
+{
+    const char *dir = getenv("TMPDIR");
+    snprintf(path, 256, "%s/bctest-XXXXXX", dir && *dir ? dir : "/tmp");
+    int fd = mkstemp(path);
+    CHECK(fd >= 0, "mkstemp(%s): %s", path, strerror(errno));
+    static unsigned char buf[65536];
+    for (size_t off = 0; off < size; off += sizeof buf) {
+        size_t n = size - off < sizeof buf ? size - off : sizeof buf;
+        for (size_t i = 0; i < n; i++)
+            buf[i] = seed ? pattern_byte(seed, off + i) : 0;
+        CHECK(pwrite(fd, buf, n, (off_t)off) == (ssize_t)n, "pwrite image: %s", strerror(errno));
+    }
+    CHECK(ftruncate(fd, (off_t)size) == 0, "ftruncate: %s", strerror(errno));
+    close(fd);
+}
+
+static inline void image_remove(const char *path)
+{
+    unlink(path);
+}
+
+static inline void image_read(const char *path, uint64_t off, void *buf, size_t len)
+{
+    int fd = open(path, O_RDONLY);
+    CHECK(fd >= 0, "open %s: %s", path, strerror(errno));
+    CHECK(pread(fd, buf, len, (off_t)off) == (ssize_t)len, "pread image: %s", strerror(errno));
+    close(fd);
+}
+
+/* A block stamp: words 0/1 hold blocknr and version, the rest a mix of both. */
+static inline void block_fill(void *data, uint32_t size, uint64_t blocknr, uint64_t version)
+{
+    uint64_t *w = data;
+    w[0] = blocknr;
+    w[1] = version;
+    for (uint32_t i = 2; i < size / 8; i++)
+        w[i] = (blocknr * 0x100000001b3ull) ^ (version * 0x9e3779b97f4a7c15ull) ^ i;
+}
+
+/* 1 if data holds a whole stamp of blocknr (any version); *version gets it. */
+static inline int block_stamp_ok(const void *data, uint32_t size, uint64_t blocknr,
+                                 uint64_t *version)
+{
+    const uint64_t *w = data;
+    if (w[0] != blocknr)
+        return 0;
+    for (uint32_t i = 2; i < size / 8; i++)
+        if (w[i] != ((blocknr * 0x100000001b3ull) ^ (w[1] * 0x9e3779b97f4a7c15ull) ^ i))
+            return 0;
+    if (version)
+        *version = w[1];
+    return 1;
+}
+
+static inline struct bcache *xbcache(size_t limit, unsigned expire_ms, unsigned dirty_pct)
+{
+    struct bcache_config cfg = {
+        .memory_limit = limit, .dirty_expire_ms = expire_ms, .dirty_limit_percent = dirty_pct};
+    struct bcache *bc = bcache_create(&cfg);
+    CHECK(bc, "bcache_create(limit %zu): %s", limit, strerror(errno));
+    return bc;
+}
+
+static inline struct bdev *xopen(struct bcache *bc, const char *path, unsigned bs, int flags)
+{
+    struct bdev *dev = bdev_open(bc, path, bs, flags);
+    CHECK(dev, "bdev_open(%s, %u): %s", path, bs, strerror(errno));
+    return dev;
+}
+
+static inline struct bcache_stats stats(struct bcache *bc)
+{
+    struct bcache_stats st;
+    CHECK(bcache_get_stats(bc, &st) == 0, "bcache_get_stats failed");
+    return st;
+}
+
+#endif

@@ -1,0 +1,276 @@
+/*
+ * statstest.h — helpers for the stats endpoint tests (tests/tools/stats_*.c).
+ *
+ * server_spawn() forks a child that builds caches in known states (frag_setup:
+ * a movable cache fragmented to 10% fill, a plain cache, a cache whose name has
+ * spaces), optionally drops to another uid, starts the endpoint, reports the
+ * socket path through a pipe, and waits until the parent closes its control
+ * pipe.  Then it stops the endpoint, checks that the socket file is gone, that
+ * every cache validates and every surviving object is intact, frees
+ * everything, and exits 0 — so a child that crashed, hung or leaked (ASan)
+ * shows up in server_finish()'s status.  The parent stays single-threaded, so
+ * its forks are clean under every sanitizer.
+ * run_cli() runs the built `slabdefrag` binary ($SLABDEFRAG_CLI, else
+ * ../tools/slabdefrag next to this test's executable) and captures its stdout.
+ */
+#ifndef SLABDEFRAG_STATSTEST_H
+#define SLABDEFRAG_STATSTEST_H
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <grp.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <slabdefrag/slab.h>
+#include <slabdefrag/stats.h>
+
+#include "testutil.h"
+
+#define FRAG_OBJECTS 20000
+#define FRAG_KEEP_EVERY 10 /* keep 1 object in 10 */
+#define NOBODY 65534
+#define ST_MAYBE_UNUSED __attribute__((unused))
+/* Each test uses a different subset of these static helpers. */
+#pragma GCC diagnostic ignored "-Wunused-function"
+
+struct frag_obj {
+    uint32_t slot;
+    uint32_t check;
+    char payload[120];
+};
+
+static struct slab_cache *frag_cache, *plain_cache, *spaced_cache;
+static struct frag_obj *frag_table[FRAG_OBJECTS];
+static void *plain_objs[64];
+
+static enum slab_move_result frag_move(void *old_obj, void *new_obj, size_t size, void *arg)
+{
+    struct frag_obj *old = old_obj;
+    if (old->slot >= FRAG_OBJECTS || frag_table[old->slot] != old)
+        return SLAB_MOVE_DONT_KNOW;
+    memcpy(new_obj, old_obj, size);
+    frag_table[old->slot] = new_obj;
+    return SLAB_MOVE_YES;
+}
+
+/* Allocate in a thread that then exits, so its slabs go back to the cache and
+ * the endpoint's shrink (another thread) can work on all of them. */
+static void *frag_fill(void *unused)
+{
+    for (uint32_t i = 0; i < FRAG_OBJECTS; i++) {
+        struct frag_obj *o = slab_alloc(frag_cache);
+        CHECK(o != NULL, "slab_alloc");
+        o->slot = i;
+        o->check = i * 2654435761u;
+        frag_table[i] = o;
+    }
+    for (uint32_t i = 0; i < FRAG_OBJECTS; i++)
+        if (i % FRAG_KEEP_EVERY != 0) {
+            slab_free(frag_cache, frag_table[i]);
+            frag_table[i] = NULL;
+        }
+    for (int i = 0; i < 64; i++)
+        CHECK((plain_objs[i] = slab_alloc(plain_cache)) != NULL, "slab_alloc plain");
+    return NULL;
+}
+
+static void frag_setup(void)
+{
+    frag_cache = slab_cache_create("sdt_movable", sizeof(struct frag_obj), 0, 0, NULL);
+    plain_cache = slab_cache_create("sdt_plain", 48, 0, 0, NULL);
+    spaced_cache = slab_cache_create("sdt name with spaces", 32, 0, 0, NULL);
+    CHECK(frag_cache && plain_cache && spaced_cache, "slab_cache_create");
+    CHECK(slab_cache_set_move(frag_cache, frag_move, NULL) == 0, "set_move");
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, frag_fill, NULL) == 0, "pthread_create");
+    pthread_join(t, NULL);
+}
+
+/* Exit status 4..6 name what was wrong after the endpoint stopped. */
+static void frag_teardown(void)
+{
+    if (slab_cache_validate(frag_cache) || slab_cache_validate(plain_cache) ||
+        slab_cache_validate(spaced_cache))
+        exit(4);
+    for (uint32_t i = 0; i < FRAG_OBJECTS; i++) {
+        struct frag_obj *o = frag_table[i];
+        if ((i % FRAG_KEEP_EVERY == 0) != (o != NULL))
+            exit(5);
+        if (o && (o->slot != i || o->check != i * 2654435761u))
+            exit(6);
+        slab_free(frag_cache, o);
+    }
+    for (int i = 0; i < 64; i++)
+        slab_free(plain_cache, plain_objs[i]);
+    slab_cache_destroy(frag_cache);
+    slab_cache_destroy(plain_cache);
+    slab_cache_destroy(spaced_cache);
+}
+
+struct server_child {
+    pid_t pid;
+    int ctl_fd;
+    char path[108];
+};
+
+static void xwrite(int fd, const void *p, size_t n)
+{
+    CHECK(write(fd, p, n) == (ssize_t)n, "write: %s", strerror(errno));
+}
+
+static void server_child_main(int ctl_rd, int path_wr, const char *path, uid_t run_as)
+{
+    frag_setup();
+    if (run_as != (uid_t)-1) {
+        unsetenv("XDG_RUNTIME_DIR"); /* root's runtime dir is not the new user's */
+        if (setgid(run_as) != 0 || setuid(run_as) != 0)
+            exit(7);
+    }
+    int rc = slab_stats_serve_start(path);
+    if (rc != 0) {
+        fprintf(stderr, "slab_stats_serve_start: %s\n", strerror(-rc));
+        exit(8);
+    }
+    char sock[108];
+    snprintf(sock, sizeof sock, "%s", slab_stats_socket_path());
+    xwrite(path_wr, sock, sizeof sock);
+    close(path_wr);
+    char b;
+    while (read(ctl_rd, &b, 1) > 0)
+        ;
+    slab_stats_serve_stop();
+    if (slab_stats_socket_path() != NULL || access(sock, F_OK) == 0)
+        exit(9);
+    frag_teardown();
+    exit(0);
+}
+
+/* path: NULL for the default; run_as: (uid_t)-1 to keep our uid. */
+static void server_spawn(struct server_child *sc, const char *path, uid_t run_as)
+{
+    int ctl[2], rep[2];
+    CHECK(pipe2(ctl, O_CLOEXEC) == 0 && pipe2(rep, O_CLOEXEC) == 0, "pipe");
+    fflush(NULL);
+    sc->pid = fork();
+    CHECK(sc->pid >= 0, "fork");
+    if (sc->pid == 0) {
+        close(ctl[1]);
+        close(rep[0]);
+        server_child_main(ctl[0], rep[1], path, run_as);
+    }
+    close(ctl[0]);
+    close(rep[1]);
+    sc->ctl_fd = ctl[1];
+    ssize_t n = read(rep[0], sc->path, sizeof sc->path);
+    close(rep[0]);
+    if (n != (ssize_t)sizeof sc->path) {
+        int st;
+        waitpid(sc->pid, &st, 0);
+        CHECK(0, "server child failed to start (status %d)", st);
+    }
+}
+
+ST_MAYBE_UNUSED static bool server_alive(const struct server_child *sc)
+{
+    int st;
+    return waitpid(sc->pid, &st, WNOHANG) == 0;
+}
+
+/* Stop the child; its exit status (0: clean). */
+static int server_finish(struct server_child *sc)
+{
+    int st;
+    close(sc->ctl_fd);
+    CHECK(waitpid(sc->pid, &st, 0) == sc->pid, "waitpid");
+    if (WIFSIGNALED(st))
+        return 128 + WTERMSIG(st);
+    return WEXITSTATUS(st);
+}
+
+/* One request through the client library; the reply (caller frees), or NULL
+ * with the error in *err. */
+ST_MAYBE_UNUSED static char *ask(const char *path, const char *request, long *err)
+{
+    char *reply;
+    long rc = slab_stats_request(path, request, &reply);
+    if (err)
+        *err = rc;
+    return rc < 0 ? NULL : reply;
+}
+
+/* The number after "FIELD": in the JSON object of cache NAME, or UINT64_MAX. */
+ST_MAYBE_UNUSED static uint64_t cache_field(const char *json, const char *name, const char *field)
+{
+    char key[128];
+    snprintf(key, sizeof key, "\"name\": \"%s\"", name);
+    const char *c = strstr(json, key);
+    if (!c)
+        return UINT64_MAX;
+    const char *end = strchr(c, '}');
+    snprintf(key, sizeof key, "\"%s\": ", field);
+    const char *f = strstr(c, key);
+    if (!f || (end && f > end))
+        return UINT64_MAX;
+    return strtoull(f + strlen(key), NULL, 10);
+}
+
+ST_MAYBE_UNUSED static const char *cli_path(void)
+{
+    static char path[PATH_MAX];
+    const char *env = getenv("SLABDEFRAG_CLI");
+    if (env && *env)
+        return env;
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    CHECK(n > 0, "readlink /proc/self/exe");
+    self[n] = '\0';
+    snprintf(path, sizeof path, "%s/../tools/slabdefrag", dirname(self));
+    CHECK(access(path, X_OK) == 0, "no CLI binary at %s (set SLABDEFRAG_CLI)", path);
+    return path;
+}
+
+/* Run `slabdefrag ARGS...` (NULL-terminated); stdout into out; exit status. */
+ST_MAYBE_UNUSED static int run_cli(char *out, size_t cap, ...)
+{
+    const char *argv[16] = { cli_path() };
+    va_list ap;
+    va_start(ap, cap);
+    for (int i = 1; i < 15 && (argv[i] = va_arg(ap, const char *)) != NULL; i++)
+        ;
+    va_end(ap);
+    int p[2];
+    CHECK(pipe2(p, O_CLOEXEC) == 0, "pipe");
+    fflush(NULL);
+    pid_t pid = fork();
+    CHECK(pid >= 0, "fork");
+    if (pid == 0) {
+        dup2(p[1], 1);
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    close(p[1]);
+    size_t len = 0;
+    ssize_t n;
+    while ((n = read(p[0], out + len, cap - 1 - len)) > 0)
+        len += (size_t)n;
+    out[len] = '\0';
+    close(p[0]);
+    int st;
+    CHECK(waitpid(pid, &st, 0) == pid, "waitpid");
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+#endif
