@@ -36,6 +36,7 @@
  */
 #define _GNU_SOURCE
 #include "bufcache/internal.h"
+#include "bufcache/bh_defrag.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,6 +75,10 @@ int bh_cache_acquire(struct bcache *bc)
     if (!bh_cache)
         bh_cache = slab_cache_create("buffer_head", sizeof(struct bh_impl), 0,
                                      SLAB_HWCACHE_ALIGN, bh_ctor);
+    if (bh_cache && !bh_cache_users && bh_defrag_register(bh_cache) != 0) {
+        slab_cache_destroy(bh_cache); /* cannot happen: a new ctor cache accepts get/kick */
+        bh_cache = NULL;
+    }
     if (bh_cache) {
         bh_cache_users++;
         bc->bh_cache = bh_cache;

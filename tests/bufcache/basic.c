@@ -99,7 +99,7 @@ static void run(unsigned bs)
     unsigned char *buf = malloc(bs);
     for (uint64_t b = 3; b < nblocks; b += 5) {
         image_read(path, b * bs, buf, bs);
-        uint64_t v;
+        uint64_t v = 0;
         CHECK(block_stamp_ok(buf, bs, b, &v) && v == 1, "block %llu not in the file",
               (unsigned long long)b);
     }

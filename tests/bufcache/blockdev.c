@@ -84,7 +84,7 @@ static void run(const char *dev_path, const char *image, unsigned bs, int flags,
     static unsigned char buf[4096];
     for (uint64_t b = 0; b < n; b += 37) {
         CHECK(pread(fd, buf, bs, (off_t)(b * bs)) == (ssize_t)bs, "pread device");
-        uint64_t v;
+        uint64_t v = 0;
         CHECK(block_stamp_ok(buf, bs, b, &v) && v == version, "block %llu not on the device",
               (unsigned long long)b);
     }

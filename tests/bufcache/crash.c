@@ -119,7 +119,7 @@ int main(int argc, char **argv)
         static unsigned char blk[BS];
         for (uint64_t b = 0; b < NBLOCKS; b++) {
             image_read(path, b * BS, blk, BS);
-            uint64_t v, synced = atomic_load(&sh->synced[b]);
+            uint64_t v = 0, synced = atomic_load(&sh->synced[b]);
             CHECK(block_stamp_ok(blk, BS, b, &v), "seed %llu iteration %d: block %llu torn",
                   (unsigned long long)seed, it, (unsigned long long)b);
             CHECK(v >= synced, "seed %llu iteration %d: block %llu has version %llu, but "

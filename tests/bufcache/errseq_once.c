@@ -32,7 +32,7 @@ static int file_has(const char *path, uint64_t b, uint64_t version)
 {
     unsigned char buf[BS];
     image_read(path, b * BS, buf, BS);
-    uint64_t v;
+    uint64_t v = 0;
     return block_stamp_ok(buf, BS, b, &v) && v == version;
 }
 

@@ -54,7 +54,7 @@ static void *worker(void *arg)
                 break;
             }
             bh_lock(bh);
-            uint64_t v;
+            uint64_t v = 0;
             if (!block_stamp_ok(bh->b_data, BS, b, &v))
                 fail("torn or misplaced block", b);
             else if (r < 45) {
@@ -114,7 +114,7 @@ int main(int argc, char **argv)
     for (uint64_t b = 0; b < NBLOCKS; b++) {
         struct buffer_head *bh = bh_read(dev, b);
         CHECK(bh, "final bh_read: %s", strerror(errno));
-        uint64_t v;
+        uint64_t v = 0;
         CHECK(block_stamp_ok(bh->b_data, BS, b, &v), "final stamp of block %llu",
               (unsigned long long)b);
         CHECK(v == expected(b), "seed %llu: block %llu version %llu, expected %llu",
@@ -132,7 +132,7 @@ int main(int argc, char **argv)
     static unsigned char blk[BS];
     for (uint64_t b = 0; b < NBLOCKS; b++) {
         image_read(path, b * BS, blk, BS);
-        uint64_t v;
+        uint64_t v = 0;
         CHECK(block_stamp_ok(blk, BS, b, &v) && v == expected(b),
               "seed %llu: file block %llu wrong after close", (unsigned long long)g_seed,
               (unsigned long long)b);

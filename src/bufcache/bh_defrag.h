@@ -1,0 +1,40 @@
+/*
+ * bufcache/bh_defrag.h — buffer-head defragmentation (get/kick), and the
+ * test-only switches and hooks its race tests use.
+ */
+#ifndef SLABDEFRAG_BUFCACHE_BH_DEFRAG_H
+#define SLABDEFRAG_BUFCACHE_BH_DEFRAG_H
+
+#include "internal.h"
+
+/* Register get/kick on the process-wide "buffer_head" cache (bh.c calls it once,
+ * right after creating the cache).  0 or -errno. */
+int bh_defrag_register(struct slab_cache *bh_cache);
+
+/*
+ * Test-only.  Hooks run at the points where the review's races happen; a test
+ * sets them to free a buffer head, evict or reuse its page, or attach another
+ * device's buffers, exactly between two steps of get or kick.
+ *   after_read_page: get has read bh->b_page == page, and not yet pinned it.
+ *   kick_page:       kick is about to act on page (write back or release).
+ * `naive` != 0 switches to the seed's logic (2010 patch as posted): no re-check
+ * of b_page after pinning, the broken de-duplication, and "has private data"
+ * (PG_HAS_BUFFERS) instead of asking the release routine.  It exists only so the
+ * race tests can show that they catch what the review described.
+ */
+struct bh_defrag_test_hooks {
+    void (*after_read_page)(struct bh_impl *bh, struct bc_page *page, void *arg);
+    void (*kick_page)(struct bc_page *page, void *arg);
+    void *arg;
+    int naive;
+};
+void bh_defrag_set_test_hooks(const struct bh_defrag_test_hooks *hooks); /* NULL: none */
+
+/* Counters since the process started (relaxed; for tests and the demo). */
+struct bh_defrag_counters {
+    uint64_t pages_pinned, pages_skipped_stale, bh_skipped_freed, duplicates_skipped;
+    uint64_t pages_written, pages_released, pages_busy, pages_under_writeback, bh_released;
+};
+void bh_defrag_get_counters(struct bh_defrag_counters *out);
+
+#endif
