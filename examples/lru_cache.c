@@ -208,7 +208,10 @@ struct lru_item *lru_get(struct lru_cache *c, uint64_t key)
         return it;
     atomic_fetch_add(&c->misses, 1);
     it = insert(c, key);
-    if (it && c->count > c->capacity)
+    pthread_mutex_lock(&c->lock);
+    int over = c->count > c->capacity;
+    pthread_mutex_unlock(&c->lock);
+    if (it && over)
         lru_trim(c, c->capacity);
     return it;
 }

@@ -2,7 +2,7 @@
  * <slabdefrag/slab.h> — object caches with targeted defragmentation.
  *
  * A slab cache hands out fixed-size objects carved from slabs: aligned blocks of
- * memory (4 KiB .. 64 KiB) that each hold objects_per_slab objects of one cache.
+ * memory (4 KiB .. 256 KiB) that each hold objects_per_slab objects of one cache.
  * Each thread allocates from its own active slab without atomic read-modify-write
  * operations; frees from other threads go to a per-slab lock-free list and never
  * block the owning thread.  Empty slabs beyond a small per-cache reserve are handed
@@ -37,6 +37,7 @@ typedef void (*slab_ctor_fn)(void *obj);
 #define SLAB_CONSISTENCY   0x0010u /* debug: full consistency checks on every free */
 #define SLAB_NO_RESERVE    0x0100u /* hand every empty slab back to the OS at once */
 #define SLAB_RANDOM_ORDER  0x0200u /* hardening: new slabs hand out objects in random order */
+#define SLAB_VALID_FLAGS   0x031fu
 
 /*
  * Create a cache of objects of `size` bytes (1 .. SLAB_MAX_OBJECT_SIZE).
@@ -44,8 +45,12 @@ typedef void (*slab_ctor_fn)(void *obj);
  * alignment, otherwise a power of two up to 4096.  `ctor`, when not NULL, runs
  * once per object when its slab is created; objects keep their constructed state
  * across slab_free() and later slab_alloc() (type-stable memory).
- * Returns NULL with errno EINVAL (bad size/align/flags) or ENOMEM.
+ * Returns NULL with errno EINVAL (bad size/align, or a flag not defined here) or
+ * ENOMEM (no memory, or SLAB_MAX_LIVE_CACHES caches already exist).
+ * Slab size: the smallest power of two from 4 KiB to 256 KiB holding at least 8
+ * objects with at most 1/8 wasted; 256 KiB (7 objects of 32 KiB) otherwise.
  */
+#define SLAB_MAX_LIVE_CACHES 512
 #define SLAB_MAX_OBJECT_SIZE (32u * 1024u)
 struct slab_cache *slab_cache_create(const char *name, size_t size, size_t align,
                                      unsigned flags, slab_ctor_fn ctor);
@@ -187,7 +192,9 @@ int slab_cache_set_move(struct slab_cache *s, slab_move_fn move, void *arg);
  * Triggers.  Each returns bytes handed back to the OS (>= 0) or a negative errno.
  * The calling thread's own slabs of the cache are given back to the cache first,
  * so they take part; other live threads keep their active slab and up to 8
- * partial slabs each.
+ * partial slabs each (also when other threads' frees empty those slabs: they
+ * go back when their thread next needs a slab of the cache, calls
+ * slab_cache_shrink, or exits).
  *   slab_cache_defrag(s, fill%)  one pass over slabs below fill% (100: every
  *                                partial slab); also releases empty slabs.
  *   slab_cache_shrink(s)         releases every empty slab, clears unmovable marks,

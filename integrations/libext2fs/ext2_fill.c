@@ -63,6 +63,8 @@ static unsigned long write_error_calls;
 static errcode_t count_write_error(io_channel ch, unsigned long block, int count,
                                    const void *data, size_t size, int actual, errcode_t error)
 {
+    (void)ch;
+    (void)data;
     write_error_calls++;
     if (write_error_calls <= 3)
         printf("write_error handler: block %lu count %d size %zu actual %d error %ld\n", block,
@@ -210,7 +212,14 @@ static void usage(void)
     exit(2);
 }
 
-int main(int argc, char **argv)
+/* Built as the ext2-fill program by default; the slabdefrag CLI can compile this
+ * file with -DEXT2_FILL_MAIN=cmd_ext2_fill and dispatch "ext2-fill" to it. */
+#ifndef EXT2_FILL_MAIN
+#define EXT2_FILL_MAIN main
+#endif
+int EXT2_FILL_MAIN(int argc, char **argv);
+
+int EXT2_FILL_MAIN(int argc, char **argv)
 {
     static const struct option lo[] = {
         { "type", 1, 0, 't' },         { "block-size", 1, 0, 'b' },

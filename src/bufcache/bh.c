@@ -372,12 +372,16 @@ static struct bh_impl *bh_getblk(struct bdev *dev, uint64_t blocknr, bool *cache
     *cached = p != NULL;
     if (!p && !(p = page_create(bc, m, index)))
         return NULL;
+    unsigned k = (unsigned)(blocknr & (m->blocks_per_page - 1));
+    /* The frame's address follows from the descriptor: start fetching the
+     * block's first line now, in parallel with the buffer head's. */
+    __builtin_prefetch((char *)page_data(bc, p) + ((size_t)k << m->block_shift));
     struct bh_impl *bh = page_buffers(bc, p);
     if (!bh) {
         page_put(p);
         return NULL;
     }
-    for (unsigned k = (unsigned)(blocknr & (m->blocks_per_page - 1)); k; k--)
+    for (; k; k--)
         bh = bh->b_this_page;
     atomic_fetch_add_explicit(&bh->b_count, 1, memory_order_relaxed);
     if (!(atomic_load_explicit(&p->flags, memory_order_relaxed) & PG_REFERENCED))

@@ -61,9 +61,10 @@ static bool heap_refill(struct slab_cache *s, struct heap *h)
     return true;
 }
 
-static void *slab_alloc_slow(struct slab_cache *s, void *caller)
+static void *slab_alloc_slow(struct slab_cache *s, struct heap *h, void *caller)
 {
-    struct heap *h = heap_get(s);
+    if (unlikely(!h || h->cache != s))
+        h = heap_get(s);
     if (!h) {
         errno = ENOMEM;
         return NULL;
@@ -85,5 +86,5 @@ void *slab_alloc(struct slab_cache *s)
     struct heap *h = tls_heaps[s->id];
     if (likely(h != NULL && h->freelist != NULL && !(s->flags & SLAB_DEBUG_FLAGS)))
         return heap_pop(s, h);
-    return slab_alloc_slow(s, __builtin_return_address(0));
+    return slab_alloc_slow(s, h, __builtin_return_address(0));
 }

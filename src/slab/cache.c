@@ -91,6 +91,8 @@ static bool valid_args(size_t size, size_t align, unsigned flags)
         return false;
     if (align & (align - 1) || align > 4096)
         return false;
+    if (flags & ~SLAB_VALID_FLAGS)
+        return false;
     return true;
 }
 

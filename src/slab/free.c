@@ -112,6 +112,7 @@ void slab_free_remote(struct slab_cache *s, struct heap *h, struct slab *sl, voi
     unsigned idx = slab_index(s, sl, obj);
     uint64_t old = atomic_load_explicit(&sl->xfree, relaxed);
     uint64_t new;
+    unsigned inuse;
     for (;;) {
         unsigned st = xf_state(old);
         if (st == ST_FULL && h) {
@@ -122,6 +123,11 @@ void slab_free_remote(struct slab_cache *s, struct heap *h, struct slab *sl, voi
             }
             continue;
         }
+        /* Read inuse before publishing the push: once the CAS succeeds our object
+         * is free and another thread may empty and release the slab.  For a
+         * LISTED slab inuse only changes together with xfree (a drain), so a
+         * successful CAS proves this value was current. */
+        inuse = slab_inuse(sl);
         unsigned head = xf_head(old);
         if (unlikely(head == idx + 1))
             slab_report_bad_free(s, obj, "double free", " (object already on the remote free list)");
@@ -138,17 +144,23 @@ void slab_free_remote(struct slab_cache *s, struct heap *h, struct slab *sl, voi
         cache_settle_listed(s, sl);
         pthread_mutex_unlock(&s->lock);
     } else if (xf_state(new) == ST_LISTED) {
-        unsigned inuse = atomic_load(&sl->inuse);
         if (unlikely(xf_count(new) > inuse))
             slab_report_bad_free(s, obj, "double free", " (more frees than allocated objects)");
-        if (xf_count(new) == inuse)
+        /* A settle that drained just before our push stores its new inuse after
+         * our read above; reading inuse again (seq_cst, pairing with the
+         * settle's re-load of xfree) makes one of the two notice an empty slab.
+         * The slab may be released by now: its memory stays mapped (segments
+         * are never unmapped, os.c) and cache_listed_maybe_empty re-checks
+         * everything under the cache lock. */
+        if (xf_count(new) == inuse || xf_count(new) == atomic_load(&sl->inuse))
             cache_listed_maybe_empty(s, sl);
     }
 }
 
-static void slab_free_slow(struct slab_cache *s, struct slab *sl, void *obj)
+static void slab_free_slow(struct slab_cache *s, struct heap *h, struct slab *sl, void *obj)
 {
-    struct heap *h = heap_get(s);
+    if (unlikely(!h || h->cache != s))
+        h = heap_get(s);
     if (h && atomic_load_explicit(&sl->owner, relaxed) == h && sl != h->active)
         slab_free_owned(s, h, sl, obj);
     else
@@ -175,5 +187,5 @@ void slab_free(struct slab_cache *s, void *obj)
         counter_inc(&h->frees);
         return;
     }
-    slab_free_slow(s, sl, obj);
+    slab_free_slow(s, h, sl, obj);
 }

@@ -10,10 +10,15 @@
  *    segments' bitmap and nr_free.  The segment map is written under the same
  *    lock and read without it (relaxed atomics): a pointer that really is a slab
  *    object was published to its user after its segment was mapped.
- * 3. Lifecycle.  os_slab_alloc takes a free slab from a segment with room, mapping
- *    a new segment when none has; os_slab_free first MADV_DONTNEEDs the slab (RSS
- *    drops at once, as the contract demands — never MADV_FREE), then marks it free;
- *    a segment whose slabs are all free is unmapped unless it is the pool's last.
+ * 3. Lifecycle.  os_slab_alloc takes a free slab from a segment with room, taking
+ *    a spare segment or mapping a new one when none has; os_slab_free first
+ *    MADV_DONTNEEDs the slab (RSS drops at once, as the contract demands — never
+ *    MADV_FREE), then marks it free.  A segment whose slabs are all free becomes a
+ *    spare (any pool may reuse it, with its own slab size) and is never unmapped:
+ *    a thread that has just published a free may still look at the slab header
+ *    (free.c), and a defrag callback may read a frozen object, so slab memory
+ *    must stay readable for the life of the process.  Its pages are not resident
+ *    (every slab was MADV_DONTNEEDed), so this costs address space, not RSS.
  * 4. Invariants.  nr_free == number of zero bits among the first nslabs bits;
  *    segmap[addr >> 22] == shift for every address of a mapped segment, else 0.
  * 5. Numbers.  4 MiB segments: one mmap per 16 .. 1024 slabs keeps syscalls off the
@@ -51,6 +56,9 @@ static struct pool {
 
 /* One byte per possible segment of the 47-bit user address space (32 MiB of
  * virtual memory, resident only where segments exist). */
+static struct segment *spare_segments; /* whole free segments, under spare_lock */
+static pthread_mutex_t spare_lock = PTHREAD_MUTEX_INITIALIZER;
+
 static _Atomic uint8_t segmap[(size_t)1 << (ADDRESS_BITS - SEGMENT_SHIFT)];
 
 unsigned os_segment_slab_shift(const void *p)
@@ -77,15 +85,32 @@ static char *map_aligned_segment(void)
     return base;
 }
 
+static struct segment *take_spare(void)
+{
+    pthread_mutex_lock(&spare_lock);
+    struct segment *seg = spare_segments;
+    if (seg)
+        spare_segments = seg->next;
+    pthread_mutex_unlock(&spare_lock);
+    return seg;
+}
+
 static struct segment *segment_new(struct pool *p, unsigned shift)
 {
-    struct segment *seg = calloc(1, sizeof *seg);
-    if (!seg)
-        return NULL;
-    seg->base = map_aligned_segment();
-    if (!seg->base) {
-        free(seg);
-        return NULL;
+    struct segment *seg = take_spare();
+    if (seg) {
+        char *base = seg->base;
+        memset(seg, 0, sizeof *seg);
+        seg->base = base;
+    } else {
+        seg = calloc(1, sizeof *seg);
+        if (!seg)
+            return NULL;
+        seg->base = map_aligned_segment();
+        if (!seg->base) {
+            free(seg);
+            return NULL;
+        }
     }
     seg->shift = shift;
     seg->nslabs = (unsigned)(SEGMENT_SIZE >> shift);
@@ -108,9 +133,12 @@ static void segment_delete(struct pool *p, struct segment *seg)
     if (seg->next)
         seg->next->prev = seg->prev;
     p->nr_segments--;
-    atomic_store_explicit(&segmap[(uintptr_t)seg->base >> SEGMENT_SHIFT], 0, relaxed);
-    munmap(seg->base, SEGMENT_SIZE);
-    free(seg);
+    /* The segment map keeps the old slab size until the segment is reused, so
+     * a stale pointer still finds (zeroed) slab headers there. */
+    pthread_mutex_lock(&spare_lock);
+    seg->next = spare_segments;
+    spare_segments = seg;
+    pthread_mutex_unlock(&spare_lock);
 }
 
 static int segment_take_slab(struct segment *seg)

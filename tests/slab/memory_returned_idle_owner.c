@@ -1,25 +1,28 @@
 /*
- * memory_returned_idle_owner: a slab emptied by frees from other threads is
- * handed back to the OS at once even when the thread that last took it over
- * (by freeing one of its objects) is still alive and idle.
+ * memory_returned_idle_owner: slabs emptied by frees from other threads are
+ * handed back to the OS at once, except the few a live thread owns — the
+ * contract (slab.h, "Triggers") lets a live thread keep its active slab and up
+ * to HEAP_PARTIAL_MAX (8) partial slabs per cache; they go back when it next
+ * needs a slab, calls slab_cache_shrink(), or exits.
  *
- * The main thread fills 12 slabs of 1 KiB objects.  Thread A frees one object
- * of each of the first 8 slabs (taking them over, as a consumer thread does)
- * and then waits without touching the cache again.  Thread B frees every other
- * object of those 8 slabs and exits.  The 8 slabs are now empty: beyond the
- * reserve of 2 they must be gone while A still lives — bytes_mapped covers only
- * the 4 slabs that still hold objects and the reserve (no thread has an active
- * slab: main gave its own back with slab_cache_shrink()), and mincore() finds at most 2 of the 8 slabs resident.  (A thread's
- * active slab is the only memory the contract lets a thread keep.)  Then A
- * exits and everything is checked again.
+ * The main thread fills 16 slabs of 1 KiB objects.  Thread A frees one object
+ * of each of the first 12 slabs, taking them over as a consumer thread does:
+ * it may keep 8, the other 4 overflow to the cache.  A then waits without
+ * touching the cache.  Thread B frees every other object of those 12 slabs and
+ * exits.  While A idles, mincore() must find at most A's 8 plus the reserve of 2
+ * of the 12 emptied slabs resident, and bytes_mapped must cover no more than the
+ * 4 slabs that still hold objects + 8 + 2.  A then calls slab_cache_shrink()
+ * (its own slabs go back) and everything but the reserve must be gone; then A
+ * exits and the cache is emptied completely.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
 
 #include "slabtest.h"
 
-#define SLABS 12
-#define EMPTIED 8
+#define SLABS 16
+#define EMPTIED 12
+#define OWNER_KEEPS 8 /* HEAP_PARTIAL_MAX */
 
 static struct slab_cache *cache;
 static void **objs;
@@ -51,6 +54,9 @@ static void *thread_a(void *arg)
         slab_free(cache, objs[k * per]);
     set_stage(1);
     wait_stage(2); /* idle until main has looked */
+    slab_cache_shrink(cache); /* gives its partial slabs back */
+    set_stage(3);
+    wait_stage(4);
     return NULL;
 }
 
@@ -61,6 +67,14 @@ static void *thread_b(void *arg)
         for (size_t i = 1; i < per; i++)
             slab_free(cache, objs[k * per + i]);
     return NULL;
+}
+
+static size_t emptied_resident(size_t S)
+{
+    size_t r = 0;
+    for (size_t k = 0; k < EMPTIED; k++)
+        r += resident_bytes((void *)slab_base(objs[k * per], S), S);
+    return r;
 }
 
 static int cmp_ptr(const void *a, const void *b)
@@ -95,23 +109,31 @@ int main(void)
     CHECK(pthread_create(&b, NULL, thread_b, NULL) == 0, "pthread_create");
     CHECK(pthread_join(b, NULL) == 0, "pthread_join");
 
-    /* A is alive and idle; the 8 emptied slabs are no thread's active slab. */
+    /* A is alive and idle: it may keep its 8 partial slabs, nothing more. */
     st = stats(cache);
-    size_t resident = 0;
-    for (size_t k = 0; k < EMPTIED; k++)
-        resident += resident_bytes((void *)slab_base(objs[k * per], S), S);
-    uint64_t allowed = (uint64_t)(SLABS - EMPTIED + 2) * S;
-    if (st.bytes_mapped > allowed || resident > 2 * S)
+    size_t resident = emptied_resident(S);
+    uint64_t allowed = (uint64_t)(SLABS - EMPTIED + OWNER_KEEPS + 2) * S;
+    if (st.bytes_mapped > allowed || resident > (OWNER_KEEPS + 2) * S)
         print_stats("while the taking-over thread is idle", &st);
-    CHECK(resident <= 2 * S,
+    CHECK(resident <= (OWNER_KEEPS + 2) * S,
           "%zu bytes of the %d emptied slabs still resident while the thread that took "
-          "them over idles (allowed: the reserve, %zu)",
-          resident, EMPTIED, 2 * S);
+          "them over idles (allowed: its %d partial slabs + the reserve, %zu)",
+          resident, EMPTIED, OWNER_KEEPS, (OWNER_KEEPS + 2) * S);
     CHECK(st.bytes_mapped <= allowed,
-          "bytes_mapped %llu, allowed %llu (the 4 slabs in use + the reserve of 2)",
+          "bytes_mapped %llu, allowed %llu (4 slabs in use + 8 owned by A + the reserve of 2)",
           (unsigned long long)st.bytes_mapped, (unsigned long long)allowed);
 
+    /* A gives its slabs back (shrink from the owning thread): only the reserve
+     * of the emptied slabs may stay. */
     set_stage(2);
+    wait_stage(3);
+    st = stats(cache);
+    resident = emptied_resident(S);
+    CHECK(resident <= 2 * S, "%zu bytes of the emptied slabs resident after the owner's "
+          "shrink (allowed: the reserve, %zu)", resident, 2 * S);
+    CHECK(st.bytes_mapped <= (uint64_t)(SLABS - EMPTIED + 2) * S,
+          "bytes_mapped %llu after the owner's shrink", (unsigned long long)st.bytes_mapped);
+    set_stage(4);
     CHECK(pthread_join(a, NULL) == 0, "pthread_join");
     for (size_t i = EMPTIED * per; i < n; i++)
         slab_free(cache, objs[i]);
