@@ -7,7 +7,11 @@
 
 #include <stddef.h>
 
-int cmd_demo(int argc, char **argv);
+int cmd_demo(int argc, char **argv);  /* demo.c: the main job (demo_*.c) */
+int cmd_bench(int argc, char **argv); /* bench.c: runs bench/run.sh */
+#ifdef SLABDEFRAG_HAVE_EXT2
+int cmd_ext2_fill(int argc, char **argv); /* integrations/libext2fs/ext2_fill.c */
+#endif
 int cmd_info(int argc, char **argv);   /* info.c: slabinfo of a live process */
 int cmd_top(int argc, char **argv);    /* top.c: live, sorted, refreshing view */
 int cmd_shrink(int argc, char **argv); /* shrink.c: shrink/defrag a live process's caches */

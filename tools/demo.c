@@ -1,210 +1,218 @@
 /*
  * tools/demo.c — `slabdefrag demo`: the story of slab fragmentation, told with
- * numbers.
+ * numbers, in two acts on one embedded default (no arguments, no input files).
  *
- * 1. Fill: --threads threads allocate --size MiB of 256-byte "entries" from a
- *    movable cache; every entry knows its slot in an owner table and carries a
- *    checksum of its contents.
- * 2. Fragment: free a random 90% of them.  Nearly every slab keeps a few live
- *    entries, so an ordinary allocator could hand almost nothing back.
- * 3. Defragment: slab_cache_defrag() moves the survivors into the fullest slabs
- *    through the cache's move callback (which re-points the owner table), and the
- *    emptied slabs go back to the OS.
- * 4. Verify: every surviving entry is where the table says and its checksum holds.
- * slabinfo and RSS are printed before and after, with the bytes returned and time.
+ * Act 1 (demo_objects.c), a movable-object cache: threads fill --size MiB of
+ *   256-byte entries, a random 90% are freed, nearly every slab keeps a few
+ *   survivors; slab_cache_defrag() moves them into the fullest slabs through
+ *   the cache's move callback and the emptied slabs go back to the OS.
+ * Act 2 (demo_bufcache.c), the buffer cache: a temporary --size MiB image file
+ *   is written through the cache in 1 KiB blocks (4 buffer heads per 4 KiB
+ *   page), the cache is shrunk while a scattered 1/8 of its pages are in use,
+ *   so the "buffer_head" slab cache keeps a few buffer heads in almost every
+ *   slab; slab_cache_defrag() runs the get/kick callbacks, which drop the clean,
+ *   unreferenced buffer rings (they are rebuilt on the next access, no I/O).
+ * Each act prints slabinfo and the per-slab fill histogram before and after,
+ * the bytes returned and the time, and verifies every byte of its data: any
+ * failed verification makes the exit status 1.
+ *
+ * The driver keeps the RSS over time (demo_sample at phase boundaries, and from
+ * demo_progress during long steps) for --plot (demo_plot.c), and prints a
+ * summary table at the end.
  */
-#include <errno.h>
 #include <pthread.h>
-#include <stdbool.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <slabdefrag/slab.h>
-
 #include "cli.h"
+#include "demo.h"
 
-struct entry {
-    uint64_t slot;
-    uint64_t checksum;
-    uint64_t payload[30];
-};
+/* ---- RSS over time ------------------------------------------------------------ */
 
-struct demo {
-    struct slab_cache *cache;
-    struct entry **table;
-    size_t n;
-    unsigned threads;
-    int quiet;
-};
+static pthread_mutex_t sample_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct demo_sample samples[DEMO_MAX_SAMPLES];
+static struct demo_phase phases[DEMO_MAX_PHASES];
+static size_t nsamples, nphases;
+static double t_start, t_last;
 
-static uint64_t entry_sum(const struct entry *e)
+static void sample_locked(double now)
 {
-    uint64_t h = e->slot * 0x9e3779b97f4a7c15ull;
-    for (int i = 0; i < 30; i++)
-        h = (h ^ e->payload[i]) * 0x100000001b3ull;
-    return h;
+    if (nsamples < DEMO_MAX_SAMPLES)
+        samples[nsamples++] = (struct demo_sample){ now - t_start, cli_rss_bytes() };
+    t_last = now;
 }
 
-
-static enum slab_move_result move_entry(void *old_obj, void *new_obj, size_t size, void *arg)
+void demo_sample(void)
 {
-    struct demo *d = arg;
-    struct entry *old = old_obj;
-    if (old->slot >= d->n || d->table[old->slot] != old)
-        return SLAB_MOVE_DONT_KNOW;
-    memcpy(new_obj, old_obj, size);
-    d->table[old->slot] = new_obj;
-    return SLAB_MOVE_YES;
+    pthread_mutex_lock(&sample_lock);
+    sample_locked(cli_now());
+    pthread_mutex_unlock(&sample_lock);
 }
 
-struct fill_job {
-    struct demo *d;
-    size_t begin, end;
-    int ok;
-};
+void demo_phase(const char *label)
+{
+    pthread_mutex_lock(&sample_lock);
+    double now = cli_now();
+    sample_locked(now);
+    if (nphases < DEMO_MAX_PHASES) {
+        phases[nphases].t = now - t_start;
+        snprintf(phases[nphases].label, sizeof phases[nphases].label, "%s", label);
+        nphases++;
+    }
+    pthread_mutex_unlock(&sample_lock);
+}
 
-static uint64_t mix(uint64_t x)
+/* The progress bar, plus an RSS sample at most every 20 ms. */
+void demo_progress(const char *what, size_t done, size_t total, int quiet)
+{
+    cli_progress(what, done, total, quiet);
+    if ((done & 255) != 0 && done != total)
+        return;
+    pthread_mutex_lock(&sample_lock);
+    double now = cli_now();
+    if (now - t_last >= 0.02)
+        sample_locked(now);
+    pthread_mutex_unlock(&sample_lock);
+}
+
+size_t demo_samples(const struct demo_sample **out)
+{
+    *out = samples;
+    return nsamples;
+}
+
+size_t demo_phases(const struct demo_phase **out)
+{
+    *out = phases;
+    return nphases;
+}
+
+/* ---- shared printing ------------------------------------------------------------ */
+
+uint64_t demo_mix(uint64_t x)
 {
     x ^= x >> 33;
     x *= 0xff51afd7ed558ccdull;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ull;
     return x ^ (x >> 33);
 }
 
-static void *fill_range(void *arg)
+void demo_show_hist(const char *label, const uint64_t *counts)
 {
-    struct fill_job *j = arg;
-    for (size_t i = j->begin; i < j->end; i++) {
-        struct entry *e = slab_alloc(j->d->cache);
-        if (!e)
-            return NULL;
-        e->slot = i;
-        for (int k = 0; k < 30; k++)
-            e->payload[k] = mix(i * 31 + (uint64_t)k);
-        e->checksum = entry_sum(e);
-        j->d->table[i] = e;
-        if (j->begin == 0)
-            cli_progress("filling", i + 1, j->end, j->d->quiet);
-    }
-    /* Free a random 90% (by a hash of the slot, so the survivors are known). */
-    for (size_t i = j->begin; i < j->end; i++)
-        if (mix(i ^ 0xdecafbad) % 10 != 0) {
-            slab_free(j->d->cache, j->d->table[i]);
-            j->d->table[i] = NULL;
-        }
-    j->ok = 1;
-    return NULL;
+    printf("  %-22s", label);
+    for (int i = 0; i < DEMO_BUCKETS; i++)
+        printf(" %7llu", (unsigned long long)counts[i]);
+    printf("\n");
 }
 
-static int fill_and_fragment(struct demo *d)
-{
-    pthread_t tid[64];
-    struct fill_job jobs[64];
-    size_t per = d->n / d->threads;
-    for (unsigned t = 0; t < d->threads; t++) {
-        jobs[t] = (struct fill_job){ d, t * per, t + 1 == d->threads ? d->n : (t + 1) * per, 0 };
-        if (pthread_create(&tid[t], NULL, fill_range, &jobs[t]) != 0)
-            return -1;
-    }
-    int ok = 1;
-    for (unsigned t = 0; t < d->threads; t++) {
-        pthread_join(tid[t], NULL);
-        ok &= jobs[t].ok;
-    }
-    return ok ? 0 : -1;
-}
-
-static size_t verify(const struct demo *d)
-{
-    size_t live = 0;
-    for (size_t i = 0; i < d->n; i++) {
-        const struct entry *e = d->table[i];
-        bool should_live = mix(i ^ 0xdecafbad) % 10 == 0;
-        if (!should_live && e)
-            return (size_t)-1;
-        if (!should_live)
-            continue;
-        if (!e || e->slot != i || e->checksum != entry_sum(e))
-            return (size_t)-1;
-        live++;
-    }
-    return live;
-}
-
-static void show(const char *title, struct demo *d)
+void demo_show_cache(const char *title, struct slab_cache *c, int quiet)
 {
     struct slab_cache_stats st;
-    slab_cache_get_stats(d->cache, &st);
+    slab_cache_get_stats(c, &st);
     printf("\n== %s ==\n", title);
-    slab_info_write(stdout, 0);
-    printf("RSS %.1f MiB; cache '%s' maps %.1f MiB for %.1f MiB of live objects (%.2fx)\n",
-           cli_rss_bytes() / 1048576.0, st.name, st.bytes_mapped / 1048576.0,
-           st.objects_active * sizeof(struct entry) / 1048576.0,
-           st.objects_active ? (double)st.bytes_mapped / (st.objects_active * sizeof(struct entry)) : 0);
+    if (!quiet)
+        slab_info_write(stdout, 0);
+    double live = (double)st.objects_active * st.object_size;
+    printf("RSS %.1f MiB; cache '%s': %llu slabs map %.1f MiB for %.1f MiB of live objects "
+           "(fill %.0f%%, %.2fx)\n",
+           cli_rss_bytes() / 1048576.0, st.name, (unsigned long long)st.slabs,
+           st.bytes_mapped / 1048576.0, live / 1048576.0,
+           st.objects_total ? 100.0 * st.objects_active / st.objects_total : 0.0,
+           live > 0 ? st.bytes_mapped / live : 0.0);
 }
 
-static int parse_args(int argc, char **argv, size_t *mib, unsigned *threads, int *quiet)
+/* ---- the driver ---------------------------------------------------------------- */
+
+static int parse_args(int argc, char **argv, struct demo_opts *o)
 {
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--size") == 0 && i + 1 < argc)
-            *mib = strtoul(argv[++i], NULL, 0);
+            o->mib = strtoul(argv[++i], NULL, 0);
         else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc)
-            *threads = (unsigned)strtoul(argv[++i], NULL, 0);
+            o->threads = (unsigned)strtoul(argv[++i], NULL, 0);
+        else if (strcmp(argv[i], "--plot") == 0 && i + 1 < argc)
+            o->plot = argv[++i];
         else if (strcmp(argv[i], "--quiet") == 0)
-            *quiet = 1;
-        else {
+            o->quiet = 1;
+        else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            printf("usage: slabdefrag demo [--size MiB] [--threads N] [--plot FILE.png] [--quiet]\n"
+                   "  --size MiB     objects of act 1 and image file of act 2 (default 128)\n"
+                   "  --threads N    fill and verify threads, 1..64 (default 2)\n"
+                   "  --plot FILE    draw fill histograms and RSS over time (gnuplot)\n"
+                   "  --quiet        no progress bars and no slabinfo tables\n");
+            return 1;
+        } else {
             fprintf(stderr, "slabdefrag demo: unknown option '%s'\n", argv[i]);
             return -1;
         }
     }
-    if (*mib == 0 || *threads == 0 || *threads > 64) {
-        fprintf(stderr, "slabdefrag demo: --size must be > 0 and --threads 1..64\n");
+    if (o->mib == 0 || o->mib > (1u << 20) || o->threads == 0 || o->threads > 64) {
+        fprintf(stderr, "slabdefrag demo: --size must be 1..1048576 and --threads 1..64\n");
         return -1;
     }
     return 0;
 }
 
+static void summary_row(const struct demo_record *r)
+{
+    uint64_t nb = 0, na = 0, sb = 0, sa = 0; /* slabs, and slabs under half full */
+    for (int i = 0; i < DEMO_BUCKETS; i++) {
+        nb += r->before[i];
+        na += r->after[i];
+        if (i < DEMO_BUCKETS / 2) {
+            sb += r->before[i];
+            sa += r->after[i];
+        }
+    }
+    printf("  %-14s %8llu -> %-8llu %7llu -> %-7llu %9.1f %9.1f  %s\n", r->cache,
+           (unsigned long long)nb, (unsigned long long)na, (unsigned long long)sb,
+           (unsigned long long)sa, r->released / 1048576.0, r->seconds * 1e3,
+           r->ok ? "yes" : "FAILED");
+}
+
 int cmd_demo(int argc, char **argv)
 {
-    size_t mib = 256;
-    unsigned threads = 2;
-    int quiet = 0;
-    if (parse_args(argc, argv, &mib, &threads, &quiet) != 0)
-        return 2;
-    struct demo d = { .threads = threads, .quiet = quiet };
-    d.n = mib * 1048576 / sizeof(struct entry);
-    d.table = calloc(d.n, sizeof *d.table);
-    d.cache = slab_cache_create("demo_entry", sizeof(struct entry), 0, 0, NULL);
-    if (!d.table || !d.cache || slab_cache_set_move(d.cache, move_entry, &d) != 0) {
-        fprintf(stderr, "slabdefrag demo: setup failed: %s\n", strerror(errno));
+    struct demo_opts o = { .mib = 128, .threads = 2 };
+    int pr = parse_args(argc, argv, &o);
+    if (pr != 0)
+        return pr > 0 ? 0 : 2;
+    if (o.plot && !demo_plot_available()) {
+        fprintf(stderr, "slabdefrag demo: --plot needs gnuplot, which is not installed "
+                        "(scripts/install-deps.sh installs gnuplot-nox)\n");
         return 1;
     }
-    printf("slabdefrag %s demo: %zu MiB of %zu-byte entries, %u threads; free a random 90%%\n",
-           slabdefrag_version(), mib, sizeof(struct entry), threads);
-    if (fill_and_fragment(&d) != 0) {
-        fprintf(stderr, "slabdefrag demo: allocation failed\n");
-        return 1;
+    t_start = t_last = cli_now();
+    printf("slabdefrag %s demo: --size %zu MiB, --threads %u\n", slabdefrag_version(), o.mib,
+           o.threads);
+    demo_phase("start");
+
+    struct demo_record recs[2];
+    memset(recs, 0, sizeof recs);
+    int rc = demo_objects_run(&o, &recs[0]);
+    int nrecs = 1;
+    int brc = demo_bufcache_run(&o, &recs[1]);
+    if (brc >= 0)
+        nrecs = 2;
+    rc |= brc > 0;
+    demo_phase("end");
+
+    printf("\n== summary ==\n"
+           "  %-14s %20s %18s %9s %9s  %s\n", "cache", "slabs", "slabs <50% full",
+           "MiB back", "ms", "verified");
+    for (int i = 0; i < nrecs; i++)
+        summary_row(&recs[i]);
+    printf("  total time %.2f s, RSS now %.1f MiB\n", cli_now() - t_start,
+           cli_rss_bytes() / 1048576.0);
+
+    if (o.plot) {
+        if (demo_plot(o.plot, recs, nrecs) != 0)
+            rc = 1;
+        else
+            printf("plot: %s\n", o.plot);
     }
-    show("after freeing 90% (fragmented)", &d);
-    size_t rss_before = cli_rss_bytes();
-    double t0 = cli_now();
-    long released = slab_cache_defrag(d.cache, 100);
-    double secs = cli_now() - t0;
-    show("after slab_cache_defrag(cache, 100)", &d);
-    size_t live = verify(&d);
-    printf("\ndefrag: %.1f MiB handed back to the OS in %.1f ms (%.2f ms per MiB); RSS %.1f -> %.1f MiB\n",
-           released / 1048576.0, secs * 1e3, released > 0 ? secs * 1e3 / (released / 1048576.0) : 0,
-           rss_before / 1048576.0, cli_rss_bytes() / 1048576.0);
-    if (live == (size_t)-1) {
-        printf("verify: FAILED — an entry was lost, duplicated or corrupted\n");
-        return 1;
-    }
-    printf("verify: all %zu surviving entries intact and reachable\n", live);
-    for (size_t i = 0; i < d.n; i++)
-        slab_free(d.cache, d.table[i]);
-    slab_cache_shrink(d.cache);
-    slab_cache_destroy(d.cache);
-    free(d.table);
-    return released > 0 ? 0 : 1;
+    if (rc)
+        printf("demo: FAILED (see above)\n");
+    return rc ? 1 : 0;
 }

@@ -105,6 +105,14 @@ struct slab_cache_stats {
 /* Fill *out.  0, or -EINVAL for a NULL argument.  out->name stays valid while s lives. */
 int slab_cache_get_stats(struct slab_cache *s, struct slab_cache_stats *out);
 
+/*
+ * Per-slab fill histogram: counts[i] = number of slabs whose fill (allocated /
+ * objects_per_slab) lies in [i/nbuckets, (i+1)/nbuckets), the last bucket
+ * including 100%.  Slabs owned by live threads count with their owner's view.
+ * Returns the number of slabs counted, or -EINVAL.
+ */
+long slab_cache_fill_histogram(struct slab_cache *s, uint64_t *counts, unsigned nbuckets);
+
 /* The live cache with this name, or NULL. */
 struct slab_cache *slab_cache_find(const char *name);
 

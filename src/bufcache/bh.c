@@ -27,7 +27,11 @@
  *    bh unreferenced, clean, unlocked, without WRITE_EIO.  The page keeps the
  *    ring's uptodate bits (PG_SAVED mask) so a rebuilt ring has the same state:
  *    no I/O and nothing lost.
- * 5. Policies.  A read of a block also reads the page's other blocks that are
+ * 5. Policies.  A lookup prefetches the block's first data line as soon as the
+ *    page is found (the frame address follows from the descriptor), overlapping
+ *    that cache miss with the buffer head's; measured on a 256 MiB random hit
+ *    set it cut the hit time by a quarter or more (noisy shared machine).
+ *    A read of a block also reads the page's other blocks that are
  *    not uptodate and can be trylocked, in contiguous runs (one pread for a
  *    cold page), which is read-ahead within the page as ext2's 1 KiB blocks want.
  *    bh_mark_dirty implies uptodate.

@@ -98,7 +98,6 @@ static int map_arrays(struct bcache *bc)
         return -ENOMEM;
     }
     madvise(bc->frames, bc->frames_map_bytes, MADV_NOHUGEPAGE);
-    madvise(bc->pages, bc->pages_map_bytes, MADV_HUGEPAGE);
     return 0;
 }
 

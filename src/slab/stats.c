@@ -193,3 +193,24 @@ int slab_cache_validate(struct slab_cache *s)
     pthread_mutex_unlock(&s->lock);
     return rc;
 }
+
+long slab_cache_fill_histogram(struct slab_cache *s, uint64_t *counts, unsigned nbuckets)
+{
+    if (!s || !counts || nbuckets == 0) {
+        errno = EINVAL;
+        return -EINVAL;
+    }
+    for (unsigned i = 0; i < nbuckets; i++)
+        counts[i] = 0;
+    long n = 0;
+    pthread_mutex_lock(&s->lock);
+    for (struct slab *sl = s->all_slabs; sl; sl = sl->all_next, n++) {
+        uint64_t x = atomic_load(&sl->xfree);
+        unsigned inuse = xf_state(x) == ST_FULL ? s->objects : slab_inuse(sl);
+        unsigned live = inuse > xf_count(x) ? inuse - xf_count(x) : 0;
+        unsigned b = (unsigned)((uint64_t)live * nbuckets / s->objects);
+        counts[b < nbuckets ? b : nbuckets - 1]++;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return n;
+}

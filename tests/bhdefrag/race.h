@@ -110,8 +110,8 @@ static inline struct bc_page *race_stamp(struct race *r, struct bdev *d, uint64_
     CHECK(bh, "bh_get(%llu): %s", (unsigned long long)b, strerror(errno));
     bh_lock(bh);
     block_fill(bh->b_data, RBS, b, 7);
-    bh_unlock(bh);
     bh_mark_dirty(bh);
+    bh_unlock(bh);
     struct bc_page *p = bh_page(bh_impl(bh));
     bh_put(bh);
     r->stamped_block = b;
