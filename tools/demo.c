@@ -136,12 +136,24 @@ static int parse_args(int argc, char **argv, struct demo_opts *o)
             o->plot = argv[++i];
         else if (strcmp(argv[i], "--quiet") == 0)
             o->quiet = 1;
+        else if (strcmp(argv[i], "--corrupt") == 0 && i + 1 < argc) {
+            i++;
+            o->corrupt = strcmp(argv[i], "objects") == 0  ? DEMO_CORRUPT_OBJECTS
+                         : strcmp(argv[i], "blocks") == 0 ? DEMO_CORRUPT_BLOCKS
+                                                          : -1;
+            if (o->corrupt < 0) {
+                fprintf(stderr, "slabdefrag demo: --corrupt takes objects or blocks\n");
+                return -1;
+            }
+        }
         else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
             printf("usage: slabdefrag demo [--size MiB] [--threads N] [--plot FILE.png] [--quiet]\n"
                    "  --size MiB     objects of act 1 and image file of act 2 (default 128)\n"
                    "  --threads N    fill and verify threads, 1..64 (default 2)\n"
                    "  --plot FILE    draw fill histograms and RSS over time (gnuplot)\n"
-                   "  --quiet        no progress bars and no slabinfo tables\n");
+                   "  --quiet        no progress bars and no slabinfo tables\n"
+                   "  --corrupt objects|blocks   (for tests) damage one entry or one block\n"
+                   "                 after defrag: the verification must then fail\n");
             return 1;
         } else {
             fprintf(stderr, "slabdefrag demo: unknown option '%s'\n", argv[i]);
@@ -166,7 +178,7 @@ static void summary_row(const struct demo_record *r)
             sa += r->after[i];
         }
     }
-    printf("  %-14s %8llu -> %-8llu %7llu -> %-7llu %9.1f %9.1f  %s\n", r->cache,
+    printf("  %-12s %8llu -> %-6llu %8llu -> %-6llu %9.1f %9.1f  %s\n", r->cache,
            (unsigned long long)nb, (unsigned long long)na, (unsigned long long)sb,
            (unsigned long long)sa, r->released / 1048576.0, r->seconds * 1e3,
            r->ok ? "yes" : "FAILED");
@@ -196,10 +208,10 @@ int cmd_demo(int argc, char **argv)
     if (brc >= 0)
         nrecs = 2;
     rc |= brc > 0;
-    demo_phase("end");
+    demo_sample();
 
     printf("\n== summary ==\n"
-           "  %-14s %20s %18s %9s %9s  %s\n", "cache", "slabs", "slabs <50% full",
+           "  %-12s %18s %18s %9s %9s  %s\n", "cache", "slabs", "slabs <50% full",
            "MiB back", "ms", "verified");
     for (int i = 0; i < nrecs; i++)
         summary_row(&recs[i]);

@@ -21,12 +21,16 @@
 #define DEMO_BUCKETS 10     /* fill histogram: deciles */
 #define DEMO_MAX_SAMPLES 4096
 #define DEMO_MAX_PHASES 32
+#define DEMO_CORRUPT_OBJECTS 1
+#define DEMO_CORRUPT_BLOCKS 2
 
 struct demo_opts {
     size_t mib;       /* --size: MiB of objects, and of the image file */
     unsigned threads; /* --threads: workers for fill and verify */
     int quiet;        /* --quiet: no progress bars, no slabinfo tables */
     const char *plot; /* --plot FILE.png, or NULL */
+    int corrupt;      /* --corrupt objects|blocks (tests): damage data behind the
+                         demo's back after defrag, so its verification must fail */
 };
 
 /* One cache's story in numbers. */

@@ -15,8 +15,8 @@
  *               slab full.
  *    fragment   a scattered 1/8 of the pages is "in use" (the application holds
  *               one buffer head of each, as a filesystem holds its metadata
- *               blocks) when memory pressure makes it call bcache_shrink: every
- *               other page is evicted and its buffer heads freed, so nearly
+ *               blocks) when memory pressure makes it call bcache_shrink: all
+ *               other pages are evicted and their buffer heads freed, so nearly
  *               every buffer-head slab keeps a few live objects.  The
  *               application then lets go of its blocks.  The "buffer_head"
  *               cache must now be well under half full, or the act fails.
@@ -66,6 +66,7 @@ struct bcdemo {
     struct bdev *dev;
     uint64_t nblocks, npages;
     int quiet;
+    int fd; /* our own descriptor of the image, for --corrupt blocks only; else -1 */
 };
 
 static void pattern(uint64_t blk, uint64_t *w)
@@ -222,7 +223,10 @@ static int setup(struct bcdemo *d, const struct demo_opts *o)
     }
     off_t bytes = (off_t)o->mib << 20;
     int err = ftruncate(fd, bytes) != 0 ? errno : 0;
-    close(fd);
+    if (o->corrupt == DEMO_CORRUPT_BLOCKS)
+        d->fd = fd;
+    else
+        close(fd);
     struct bcache_config cfg = { .memory_limit = (size_t)bytes + (size_t)bytes / 8 + (2u << 20) };
     if (!err && !(d->bc = bcache_create(&cfg)))
         err = errno;
@@ -251,7 +255,7 @@ static void show_hist_header(void)
 
 int demo_bufcache_run(const struct demo_opts *o, struct demo_record *rec)
 {
-    struct bcdemo d = { .quiet = o->quiet };
+    struct bcdemo d = { .quiet = o->quiet, .fd = -1 };
     snprintf(rec->cache, sizeof rec->cache, "buffer_head");
     snprintf(rec->after_label, sizeof rec->after_label, "defragmented, in-use pages reused");
     printf("\n#### act 2: the buffer cache's buffer heads (get/kick) ####\n");
@@ -325,6 +329,16 @@ int demo_bufcache_run(const struct demo_opts *o, struct demo_record *rec)
         demo_show_hist("filled", filled);
         demo_show_hist("fragmented", rec->before);
         demo_show_hist("defragmented + reused", rec->after);
+    }
+    if (d.fd >= 0) { /* --corrupt blocks: one byte of the first evicted page, on disk */
+        uint64_t p = 0;
+        while (p + 1 < d.npages && page_is_hot(p))
+            p++;
+        char byte = 0x5a;
+        if (pwrite(d.fd, &byte, 1, (off_t)(p * BLOCKS_PER_PAGE * BLOCK + 100)) == 1)
+            printf("(--corrupt: overwrote a byte of block %llu in the file)\n",
+                   (unsigned long long)(p * BLOCKS_PER_PAGE));
+        close(d.fd);
     }
     failures = run_pass(&d, o->threads, 0);
     demo_phase("bufcache: verified");

@@ -170,6 +170,13 @@ int demo_objects_run(const struct demo_opts *o, struct demo_record *rec)
     demo_show_hist("fragmented", rec->before);
     demo_show_hist("defragmented", rec->after);
 
+    if (o->corrupt == DEMO_CORRUPT_OBJECTS)
+        for (size_t i = 0; i < d.n; i++)
+            if (d.table[i]) {
+                d.table[i]->payload[7] ^= 1; /* one bit, behind the checksum's back */
+                printf("(--corrupt: flipped one bit of entry %zu)\n", i);
+                break;
+            }
     size_t live = verify(&d);
     printf("defrag: %.1f MiB handed back to the OS in %.1f ms; RSS %.1f -> %.1f MiB\n",
            rec->released / 1048576.0, rec->seconds * 1e3, rss_before / 1048576.0,

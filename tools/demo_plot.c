@@ -119,7 +119,7 @@ static int write_script(const char *dir, const char *png, const struct demo_reco
     FILE *f = fopen(path, "w");
     if (!f)
         return -1;
-    fprintf(f, "set terminal pngcairo size 1200,900 font 'sans,10'\nset output ");
+    fprintf(f, "set terminal pngcairo noenhanced size 1200,900 font 'sans,10'\nset output ");
     put_quoted(f, png);
     fprintf(f, "\nset datafile commentschars '#'\n"
                "set multiplot title 'slabdefrag demo: targeted slab defragmentation' "
@@ -142,14 +142,14 @@ static int write_script(const char *dir, const char *png, const struct demo_reco
     }
     fprintf(f, "set origin 0,0\nset size 1,0.48\nunset style\nset style fill empty\n"
                "set xtics norotate\nset title 'resident set size over the run'\n"
-               "set xlabel 'seconds'\nset ylabel 'RSS (MiB)'\nset key top right\n"
-               "set rmargin 34\n");
+               "set xlabel 'seconds'\nset ylabel 'RSS (MiB)'\nset key rmargin bottom\n"
+               "set rmargin 36\n");
     const struct demo_phase *p;
     size_t np = demo_phases(&p);
     for (size_t i = 0; i < np; i++) {
         fprintf(f, "set label %zu sprintf('%2zu  %%s', ", i + 1, i + 1);
         put_quoted(f, p[i].label);
-        fprintf(f, ") at screen 0.75,%.3f left font 'sans,9'\n", 0.40 - 0.022 * (double)i);
+        fprintf(f, ") at screen 0.80,%.3f left font 'sans,9'\n", 0.40 - 0.022 * (double)i);
     }
     fprintf(f, "plot ");
     put_path(f, dir, "rss.dat");
