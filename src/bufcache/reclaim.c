@@ -26,7 +26,8 @@
  *    evicts up to 8 pages and looks at most at 2 laps of the array; when it
  *    evicted nothing but saw pages that may become evictable soon (dirty ones it
  *    started writing, writeback or a pin in progress, a page lock held) it sweeps
- *    again, up to 32 times, yielding and then sleeping 50 us in between, before
+ *    again, up to 32 times — waiting for a page's writeback to finish when one
+ *    is in flight, otherwise yielding and then sleeping 50 us in between — before
  *    the caller's allocation fails with ENOMEM.
  *    bcache_shrink then hands evicted frames back to the OS (MADV_DONTNEED) and
  *    shrinks the buffer_head slab cache.
@@ -121,6 +122,16 @@ static void reclaim_backoff(unsigned attempt)
     }
 }
 
+/* A page another thread is writing back, pinned, to wait for when a sweep found
+ * nothing to evict: waiting for the I/O to end beats guessing how long it takes
+ * (a slow or preempted writer made the time-based back-off fail with ENOMEM). */
+static struct bc_page *pin_writeback_page(struct bc_page *p, struct bc_page *have)
+{
+    if (have || !(page_flags(p) & PG_WRITEBACK) || !page_get_unless_zero(p))
+        return have;
+    return p;
+}
+
 unsigned reclaim_some(struct bcache *bc)
 {
     unsigned evicted = 0;
@@ -128,6 +139,7 @@ unsigned reclaim_some(struct bcache *bc)
     for (unsigned attempt = 0; attempt < RECLAIM_ATTEMPTS && !evicted; attempt++) {
         uint32_t n = atomic_load_explicit(&bc->nr_inited, memory_order_acquire);
         bool pending = false;
+        struct bc_page *under_wb = NULL;
         for (uint64_t scanned = 0; scanned < 2ull * n && evicted < RECLAIM_BATCH; scanned++) {
             if (bc->clock_hand >= n)
                 bc->clock_hand = 0;
@@ -135,10 +147,20 @@ unsigned reclaim_some(struct bcache *bc)
             enum sweep_result r = sweep_one(bc, p);
             evicted += r == SWEEP_EVICTED;
             pending |= r == SWEEP_PENDING;
+            if (r == SWEEP_PENDING)
+                under_wb = pin_writeback_page(p, under_wb);
+        }
+        if (under_wb && !evicted) {
+            pthread_mutex_unlock(&bc->clock_lock);
+            page_wait_writeback(under_wb);
+            page_put(under_wb);
+            pthread_mutex_lock(&bc->clock_lock);
+        } else if (under_wb) {
+            page_put(under_wb);
         }
         if (!pending)
             break;
-        if (!evicted)
+        if (!evicted && !under_wb)
             reclaim_backoff(attempt);
     }
     pthread_mutex_unlock(&bc->clock_lock);

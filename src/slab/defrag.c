@@ -330,7 +330,7 @@ static void unfreeze(struct pass *p, struct slab *sl, struct os_slab_ref *refs, 
         refs[*nrefs].base = sl;
         refs[*nrefs].seg = sl->seg;
         (*nrefs)++;
-        sl->magic = 0;
+        atomic_store_explicit(&sl->magic, 0, relaxed);
         p->released++;
         return;
     }

@@ -52,9 +52,10 @@ static _Noreturn void report_foreign(const struct slab_cache *s, const void *obj
     unsigned shift = os_segment_slab_shift(obj);
     if (shift) {
         const struct slab *sl = (const struct slab *)((uintptr_t)obj & ~(((uintptr_t)1 << shift) - 1));
-        if (sl->magic == SLAB_MAGIC && sl->cache && sl->cache != s) {
+        struct slab_cache *other = slab_owner_cache(sl);
+        if (atomic_load_explicit(&sl->magic, relaxed) == SLAB_MAGIC && other && other != s) {
             char detail[64];
-            snprintf(detail, sizeof detail, "'%s'", sl->cache->name);
+            snprintf(detail, sizeof detail, "'%s'", other->name);
             slab_report_bad_free(s, obj, "belongs to cache ", detail);
         }
         slab_report_bad_free(s, obj, "not a slab object", " (no live slab of this cache there)");
@@ -67,7 +68,7 @@ static inline struct slab *slab_checked(struct slab_cache *s, void *obj, unsigne
     if (unlikely(os_segment_slab_shift(obj) != s->slab_shift))
         report_foreign(s, obj);
     struct slab *sl = (struct slab *)((uintptr_t)obj & ~(uintptr_t)(slab_bytes(s) - 1));
-    if (unlikely(sl->cache != s || sl->magic != SLAB_MAGIC))
+    if (unlikely(!slab_is_live_of(sl, s)))
         report_foreign(s, obj);
     uintptr_t off = (uintptr_t)obj - (uintptr_t)sl - s->first_offset;
     unsigned idx = slab_index(s, sl, obj);

@@ -98,9 +98,13 @@ enum slab_list_id { LIST_NONE, LIST_HEAP_PARTIAL, LIST_PARTIAL, LIST_EMPTY, LIST
 #define SLAB_DF_NOMOVE 0x01 /* callbacks said NO: not a candidate until it empties */
 
 struct slab {
-    uint32_t magic;    /* SLAB_MAGIC while the slab belongs to a cache */
-    uint32_t objects;  /* objects_per_slab */
-    struct slab_cache *cache;
+    /* magic and cache are atomics (relaxed) because a late reader may look at a
+     * released slab while slab_new re-initialises it for another cache (free.c's
+     * empty check, validation of bad pointers); everyone else reads them after a
+     * happens-before edge and could use plain loads. */
+    _Atomic uint32_t magic;          /* SLAB_MAGIC while the slab belongs to a cache */
+    uint32_t objects;                /* objects_per_slab */
+    _Atomic(struct slab_cache *) cache;
     struct segment *seg;
     _Atomic uint64_t xfree;        /* state | remote count | remote head (see above) */
     void *freelist;                /* owner's free objects (not the active slab's) */
@@ -182,6 +186,15 @@ struct slab_cache {
 };
 
 /* --- helpers shared across files ----------------------------------------- */
+static inline struct slab_cache *slab_owner_cache(const struct slab *sl)
+{
+    return atomic_load_explicit(&((struct slab *)sl)->cache, relaxed);
+}
+static inline bool slab_is_live_of(const struct slab *sl, const struct slab_cache *s)
+{
+    return atomic_load_explicit(&((struct slab *)sl)->magic, relaxed) == SLAB_MAGIC &&
+           slab_owner_cache(sl) == s;
+}
 static inline size_t slab_bytes(const struct slab_cache *s) { return (size_t)1 << s->slab_shift; }
 
 static inline void *slab_obj(const struct slab_cache *s, const struct slab *sl, unsigned i)

@@ -175,13 +175,13 @@ struct slab *slab_new(struct slab_cache *s)
     struct slab *sl = os_slab_alloc(s->slab_shift, &seg);
     if (!sl)
         return NULL;
-    sl->magic = SLAB_MAGIC;
     sl->objects = s->objects;
-    sl->cache = s;
     sl->seg = seg;
-    atomic_init(&sl->xfree, xf_make(ST_OWNED, 0, 0));
-    atomic_init(&sl->inuse, 0);
-    atomic_init(&sl->owner, NULL);
+    atomic_store_explicit(&sl->xfree, xf_make(ST_OWNED, 0, 0), relaxed);
+    atomic_store_explicit(&sl->inuse, 0, relaxed);
+    atomic_store_explicit(&sl->owner, NULL, relaxed);
+    atomic_store_explicit(&sl->cache, s, relaxed);
+    atomic_store_explicit(&sl->magic, SLAB_MAGIC, relaxed);
     sl->list = LIST_NONE;
     sl->defrag_flags = 0;
     sl->later_count = 0;
@@ -204,7 +204,7 @@ struct slab *slab_new(struct slab_cache *s)
 void slab_release(struct slab_cache *s, struct slab *sl)
 {
     struct segment *seg = sl->seg;
-    sl->magic = 0;
+    atomic_store_explicit(&sl->magic, 0, relaxed);
     os_slab_free(sl, s->slab_shift, seg);
 }
 
@@ -216,7 +216,7 @@ void *slab_take_remote(struct slab *sl, unsigned *count)
         if (atomic_compare_exchange_weak_explicit(&sl->xfree, &old, new, memory_order_seq_cst,
                                                   memory_order_acquire)) {
             *count = xf_count(old);
-            return slab_obj(sl->cache, sl, xf_head(old) - 1);
+            return slab_obj(slab_owner_cache(sl), sl, xf_head(old) - 1);
         }
     }
     *count = 0;
@@ -363,7 +363,7 @@ void cache_listed_maybe_empty(struct slab_cache *s, struct slab *sl)
 {
     pthread_mutex_lock(&s->lock);
     struct slab *chain = NULL;
-    if (sl->cache == s && xf_state(atomic_load(&sl->xfree)) == ST_LISTED) {
+    if (slab_is_live_of(sl, s) && xf_state(atomic_load(&sl->xfree)) == ST_LISTED) {
         cache_settle_listed(s, sl);
         chain = detach_empty(s, empty_reserve(s));
     }

@@ -150,7 +150,7 @@ static int validate_list(struct slab_cache *s, const struct slab_list *l, enum s
     unsigned n = 0;
     for (struct slab *sl = l->head; sl; sl = sl->next, n++) {
         int bad = 0;
-        if (sl->magic != SLAB_MAGIC || sl->cache != s)
+        if (!slab_is_live_of(sl, s))
             return fail(s, sl, "bad header");
         if (sl->list != id || xf_state(atomic_load(&sl->xfree)) != ST_LISTED)
             return fail(s, sl, "wrong list or state");
@@ -182,7 +182,7 @@ int slab_cache_validate(struct slab_cache *s)
         rc = validate_list(s, &s->empty, LIST_EMPTY);
     uint64_t n = 0;
     for (struct slab *sl = s->all_slabs; sl && rc == 0; sl = sl->all_next, n++)
-        if (sl->magic != SLAB_MAGIC || sl->cache != s)
+        if (!slab_is_live_of(sl, s))
             rc = fail(s, sl, "bad header on the all-slabs list");
     if (rc == 0 && n != atomic_load(&s->nr_slabs))
         rc = fail(s, NULL, "nr_slabs != number of slabs");
