@@ -25,6 +25,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#define EXAMPLE_NAME "dentry_move"
+#include "example_util.h"
+
 #define NDIRS 64
 #define FILES_PER_DIR 3000
 
@@ -34,24 +37,6 @@ static unsigned char deleted[NDIRS][FILES_PER_DIR]; /* written by main before/af
 static _Atomic unsigned char deleted_by_reader[NDIRS][FILES_PER_DIR];
 
 static uint64_t inode_of(int dir, int file) { return 1000000ull * (uint64_t)(dir + 1) + (uint64_t)file; }
-
-static size_t rss_bytes(void)
-{
-    unsigned long size = 0, res = 0;
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (f) {
-        if (fscanf(f, "%lu %lu", &size, &res) != 2)
-            res = 0;
-        fclose(f);
-    }
-    return res * (size_t)sysconf(_SC_PAGESIZE);
-}
-
-static void die(const char *what)
-{
-    fprintf(stderr, "dentry_move: %s\n", what);
-    exit(1);
-}
 
 static struct dentry *lookup_dir(struct dentry *root, int dir)
 {
@@ -152,13 +137,6 @@ static long verify(struct dentry *root)
     return n;
 }
 
-static struct slab_cache_stats stats(void)
-{
-    struct slab_cache_stats st;
-    slab_cache_get_stats(table.cache, &st);
-    return st;
-}
-
 int main(void)
 {
     if (dentry_table_init(&table, "dentry", 1 << 18) != 0)
@@ -170,7 +148,7 @@ int main(void)
     fragment(root);
     long before_n = verify(root);
     slab_cache_defrag(table.cache, 0); /* hand back this thread's slabs; moves nothing */
-    struct slab_cache_stats before = stats();
+    struct slab_cache_stats before = cache_stats(table.cache);
     size_t rss_before = rss_bytes();
 
     pthread_t t;
@@ -182,7 +160,7 @@ int main(void)
     slab_cache_defrag(table.cache, 100); /* entries that were pinned (LATER) get another turn */
 
     long after_n = verify(root);
-    struct slab_cache_stats after = stats();
+    struct slab_cache_stats after = cache_stats(table.cache);
     size_t rss_after = rss_bytes();
     printf("dentry_move: %ld entries (%ld after concurrent deletes); slabs %llu -> %llu, "
            "bytes_mapped %.1f -> %.1f MiB, RSS %.1f -> %.1f MiB; shrink returned %.1f MiB\n"

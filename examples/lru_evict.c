@@ -25,30 +25,15 @@
 #include <string.h>
 #include <unistd.h>
 
+#define EXAMPLE_NAME "lru_evict"
+#include "example_util.h"
+
 #define NITEMS 200000
 #define PIN_EVERY 100
 
 static struct lru_cache lru;
 static struct lru_item *pinned[NITEMS / PIN_EVERY + 1];
 static _Atomic int stop;
-
-static void die(const char *what)
-{
-    fprintf(stderr, "lru_evict: %s\n", what);
-    exit(1);
-}
-
-static size_t rss_bytes(void)
-{
-    unsigned long size = 0, res = 0;
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (f) {
-        if (fscanf(f, "%lu %lu", &size, &res) != 2)
-            res = 0;
-        fclose(f);
-    }
-    return res * (size_t)sysconf(_SC_PAGESIZE);
-}
 
 static void check_value(const struct lru_item *it, uint64_t key)
 {
@@ -75,13 +60,6 @@ static void *user(void *arg)
     return NULL;
 }
 
-static struct slab_cache_stats stats(void)
-{
-    struct slab_cache_stats st;
-    slab_cache_get_stats(lru.cache, &st);
-    return st;
-}
-
 int main(void)
 {
     if (lru_init(&lru, "lru_item", 2 * NITEMS) != 0)
@@ -104,7 +82,7 @@ int main(void)
     if (lru_check(&lru) < 0)
         die("inconsistent before defrag");
     slab_cache_defrag(lru.cache, 0); /* hand back this thread's slabs; kicks nothing */
-    struct slab_cache_stats before = stats();
+    struct slab_cache_stats before = cache_stats(lru.cache);
     size_t rss_before = rss_bytes();
 
     pthread_t t;
@@ -122,7 +100,7 @@ int main(void)
         if (!pinned[i]->in_table)
             die("a referenced item was kicked out");
     }
-    struct slab_cache_stats after = stats();
+    struct slab_cache_stats after = cache_stats(lru.cache);
     size_t rss_after = rss_bytes();
     printf("lru_evict: %ld items cached (%d pinned); slabs %llu -> %llu, bytes_mapped %.1f -> "
            "%.1f MiB, RSS %.1f -> %.1f MiB; defrag returned %.1f MiB\n"

@@ -44,30 +44,10 @@
 
 #include "bufcache/fault.h"
 
+#define FZ_TARGET "bufcache_ops"
+#include "fuzz_common.h"
+
 #define MAX_BLOCKS (64u * 8u)
-
-#define FZ_CHECK(cond, ...)                                                                      \
-    do {                                                                                         \
-        if (!(cond)) {                                                                           \
-            fprintf(stderr, "bufcache_ops: %s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #cond); \
-            fprintf(stderr, __VA_ARGS__);                                                        \
-            fputc('\n', stderr);                                                                 \
-            abort();                                                                             \
-        }                                                                                        \
-    } while (0)
-
-struct input {
-    const uint8_t *p;
-    size_t n;
-};
-
-static uint8_t byte(struct input *in)
-{
-    if (!in->n)
-        return 0;
-    in->n--;
-    return *in->p++;
-}
 
 struct run {
     struct bcache *bc;

@@ -50,19 +50,12 @@
 
 #include <slabdefrag/slab.h>
 
+#define FZ_TARGET "slab_ops"
+#include "fuzz_common.h"
+
 #define NCACHE 3
 #define NOBJ 512
 #define CTOR_MAGIC 0xc7012c7012c7012cull
-
-#define FZ_CHECK(cond, ...)                                                                   \
-    do {                                                                                      \
-        if (!(cond)) {                                                                        \
-            fprintf(stderr, "slab_ops: %s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #cond); \
-            fprintf(stderr, __VA_ARGS__);                                                     \
-            fputc('\n', stderr);                                                              \
-            abort();                                                                          \
-        }                                                                                     \
-    } while (0)
 
 struct mcache {
     struct slab_cache *s;
@@ -78,19 +71,6 @@ struct mcache {
 static struct mcache caches[NCACHE];
 static uint32_t next_tag;
 static int in_callback;
-
-struct input {
-    const uint8_t *p;
-    size_t n;
-};
-
-static uint8_t byte(struct input *in)
-{
-    if (!in->n)
-        return 0;
-    in->n--;
-    return *in->p++;
-}
 
 static uint64_t rnd(struct mcache *m)
 {

@@ -346,29 +346,35 @@ static errcode_t range_write(struct sd_chan *c, uint64_t off, size_t len, const 
     return err;
 }
 
-/* Byte length of a request of count channel blocks (count < 0: -count bytes). */
-static bool req_size(io_channel channel, int count, size_t *len)
+/* The byte range of a request for count channel blocks at block (count < 0:
+ * -count bytes), and the channel's state; the part sd_read_blk64 and
+ * sd_write_blk64 share.  0 or the error to return. */
+static errcode_t blk_request(io_channel channel, unsigned long long block, int count,
+                             struct sd_chan **c, uint64_t *off, size_t *len)
 {
+    *c = chan_of(channel);
+    if (!*c)
+        return EXT2_ET_MAGIC_IO_CHANNEL;
     if (count >= 0)
         *len = (size_t)count * (size_t)channel->block_size;
     else if (count == INT_MIN)
-        return false;
+        return EXT2_ET_INVALID_ARGUMENT;
     else
         *len = (size_t)-count;
-    return true;
+    *off = (uint64_t)block * (uint64_t)channel->block_size;
+    return 0;
 }
 
 static errcode_t sd_read_blk64(io_channel channel, unsigned long long block, int count,
                                void *data)
 {
-    struct sd_chan *c = chan_of(channel);
+    struct sd_chan *c;
+    uint64_t off;
     size_t len, done;
-    if (!c)
-        return EXT2_ET_MAGIC_IO_CHANNEL;
-    if (!req_size(channel, count, &len))
-        return EXT2_ET_INVALID_ARGUMENT;
-    uint64_t off = (uint64_t)block * (uint64_t)channel->block_size;
-    errcode_t err = range_read(c, off, len, data, &done);
+    errcode_t err = blk_request(channel, block, count, &c, &off, &len);
+    if (err)
+        return err;
+    err = range_read(c, off, len, data, &done);
     if (err && channel->read_error)
         err = channel->read_error(channel, (unsigned long)block, count, data, len, (int)done,
                                   err);
@@ -378,14 +384,13 @@ static errcode_t sd_read_blk64(io_channel channel, unsigned long long block, int
 static errcode_t sd_write_blk64(io_channel channel, unsigned long long block, int count,
                                 const void *data)
 {
-    struct sd_chan *c = chan_of(channel);
+    struct sd_chan *c;
+    uint64_t off;
     size_t len, done;
-    if (!c)
-        return EXT2_ET_MAGIC_IO_CHANNEL;
-    if (!req_size(channel, count, &len))
-        return EXT2_ET_INVALID_ARGUMENT;
-    uint64_t off = (uint64_t)block * (uint64_t)channel->block_size;
-    errcode_t err = range_write(c, off, len, data, &done);
+    errcode_t err = blk_request(channel, block, count, &c, &off, &len);
+    if (err)
+        return err;
+    err = range_write(c, off, len, data, &done);
     if (err && channel->write_error)
         err = channel->write_error(channel, (unsigned long)block, count, data, len, (int)done,
                                    err);

@@ -29,7 +29,7 @@ int main(void)
     owner_sparsen(&o, 10);
     size_t live = owner_verify(&o, "before");
     slab_cache_defrag(o.s, 0); /* give back this thread's slabs: no move at 0% */
-    struct slab_cache_stats before = dt_stats(o.s);
+    struct slab_cache_stats before = cache_stats(o.s);
     uint64_t needed = (live + before.objects_per_slab - 1) / before.objects_per_slab;
 
     struct slab_defrag_policy bad = {.cpu_budget_percent = 1000};
@@ -45,7 +45,7 @@ int main(void)
     for (int i = 0; i < 3000; i++) {
         usleep(10000);
         CHECK(slab_defrag_get_status(&ds) == 0, "get_status");
-        st = dt_stats(o.s);
+        st = cache_stats(o.s);
         if (st.slabs <= needed + 2 || ds.rounds >= 400)
             break;
     }
@@ -57,9 +57,9 @@ int main(void)
     struct slab_defrag_status end;
     CHECK(slab_defrag_get_status(&end) == 0 && end.running == 0, "running after stop");
 
-    st = dt_stats(o.s);
+    st = cache_stats(o.s);
     if (st.slabs > needed + 2)
-        dt_print_stats("after background", &st);
+        print_stats("after background", &st);
     CHECK(st.slabs <= needed + 2, "slabs %llu -> %llu, %llu needed",
           (unsigned long long)before.slabs, (unsigned long long)st.slabs,
           (unsigned long long)needed);

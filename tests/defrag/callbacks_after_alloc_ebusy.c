@@ -60,7 +60,7 @@ int main(void)
     /* The refused callbacks must never run (they CHECK-fail if they do). */
     CHECK(slab_cache_defrag(late, 100) >= 0, "defrag");
     CHECK(slab_cache_shrink(late) >= 0, "shrink");
-    struct slab_cache_stats st = dt_stats(late);
+    struct slab_cache_stats st = cache_stats(late);
     CHECK(st.defrag_objects_moved == 0 && st.defrag_objects_kicked == 0, "callbacks ran");
     for (int i = 0; i < 200; i += 10)
         slab_free(late, objs[i]);
@@ -82,7 +82,7 @@ int main(void)
             table[i] = NULL;
         }
     CHECK(slab_cache_defrag(c, 100) > 0, "defrag of the ctor cache released nothing");
-    CHECK(dt_stats(c).defrag_objects_moved > 0, "nothing moved");
+    CHECK(cache_stats(c).defrag_objects_moved > 0, "nothing moved");
     for (int i = 0; i < 630; i += 9)
         CHECK(*(void ***)table[i] == &table[i], "slot %d not re-pointed", i);
     for (int i = 0; i < 630; i += 9)

@@ -118,7 +118,7 @@ int main(int argc, char **argv)
     char when[64];
     snprintf(when, sizeof when, "seed %#llx after the run", (unsigned long long)seed);
     size_t live = owner_verify(&o, when);
-    struct slab_cache_stats st = dt_stats(o.s);
+    struct slab_cache_stats st = cache_stats(o.s);
     CHECK(st.objects_active == live, "seed %#llx: objects_active %llu, owner holds %zu",
           (unsigned long long)seed, (unsigned long long)st.objects_active, live);
     uint64_t d1 = digest();
@@ -126,7 +126,7 @@ int main(int argc, char **argv)
     uint64_t d2 = digest();
     CHECK(d1 == d2, "seed %#llx: digest changed by the final shrink", (unsigned long long)seed);
     CHECK(owner_verify(&o, "after the final shrink") == live, "live count changed");
-    st = dt_stats(o.s);
+    st = cache_stats(o.s);
     CHECK(st.objects_active == live, "objects_active after shrink");
     CHECK(st.slabs <= (live + st.objects_per_slab - 1) / st.objects_per_slab + 2,
           "seed %#llx: %llu slabs for %zu objects after shrink", (unsigned long long)seed,

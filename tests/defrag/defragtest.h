@@ -64,41 +64,6 @@ static inline void dt_watchdog(unsigned seconds)
 }
 #define DT_MAX_PASS_RECORDS (1u << 16)
 
-static inline struct slab_cache_stats dt_stats(struct slab_cache *s)
-{
-    struct slab_cache_stats st;
-    memset(&st, 0, sizeof st);
-    int rc = slab_cache_get_stats(s, &st);
-    CHECK(rc == 0, "slab_cache_get_stats returned %d", rc);
-    return st;
-}
-
-static inline void dt_print_stats(const char *what, const struct slab_cache_stats *st)
-{
-    fprintf(stderr,
-            "%s: '%s' active %llu total %llu slabs %llu partial %llu empty %llu mapped %llu "
-            "passes %llu scanned %llu freed %llu kicked %llu moved %llu refused %llu "
-            "released %llu results YES %llu NO %llu LATER %llu DONT_NEED %llu DONT_KNOW %llu\n",
-            what, st->name, (unsigned long long)st->objects_active,
-            (unsigned long long)st->objects_total, (unsigned long long)st->slabs,
-            (unsigned long long)st->slabs_partial, (unsigned long long)st->slabs_empty,
-            (unsigned long long)st->bytes_mapped, (unsigned long long)st->defrag_passes,
-            (unsigned long long)st->defrag_slabs_scanned,
-            (unsigned long long)st->defrag_slabs_freed,
-            (unsigned long long)st->defrag_objects_kicked,
-            (unsigned long long)st->defrag_objects_moved,
-            (unsigned long long)st->defrag_objects_refused,
-            (unsigned long long)st->defrag_bytes_released,
-            (unsigned long long)st->move_results[0], (unsigned long long)st->move_results[1],
-            (unsigned long long)st->move_results[2], (unsigned long long)st->move_results[3],
-            (unsigned long long)st->move_results[4]);
-}
-
-static inline uintptr_t dt_slab_base(const void *obj, size_t slab_size)
-{
-    return (uintptr_t)obj & ~(uintptr_t)(slab_size - 1);
-}
-
 /* The object header; the pattern fills the rest of the object. */
 struct dt_obj {
     _Atomic uint64_t slot; /* read by the move callback before it takes the lock */
@@ -190,7 +155,7 @@ static inline void owner_init(struct owner *o, const char *name, size_t size, si
     CHECK(o->s != NULL, "slab_cache_create(%s): %s", name, strerror(errno));
     int rc = slab_cache_set_move(o->s, dt_move, o);
     CHECK(rc == 0, "slab_cache_set_move: %d", rc);
-    o->slab_size = dt_stats(o->s).slab_size;
+    o->slab_size = cache_stats(o->s).slab_size;
     CHECK(o->slab_size >= 4096 && (o->slab_size & (o->slab_size - 1)) == 0, "slab_size %zu",
           o->slab_size);
 }
@@ -312,9 +277,9 @@ static inline void owner_pass_check(struct owner *o, const char *when)
 static inline void dt_record(struct owner *o, void *old_obj, void *new_obj)
 {
     if (o->n_old < DT_MAX_PASS_RECORDS)
-        o->old_bases[o->n_old++] = dt_slab_base(old_obj, o->slab_size);
+        o->old_bases[o->n_old++] = slab_base(old_obj, o->slab_size);
     if (o->n_new < DT_MAX_PASS_RECORDS)
-        o->new_bases[o->n_new++] = dt_slab_base(new_obj, o->slab_size);
+        o->new_bases[o->n_new++] = slab_base(new_obj, o->slab_size);
 }
 
 static enum slab_move_result dt_move(void *old_obj, void *new_obj, size_t size, void *arg)
@@ -326,7 +291,7 @@ static enum slab_move_result dt_move(void *old_obj, void *new_obj, size_t size, 
     atomic_fetch_add(&o->calls, 1);
     CHECK(size == o->size, "move got size %zu, object size is %zu", size, o->size);
     CHECK(new_obj != NULL && new_obj != old_obj, "move got new %p for old %p", new_obj, old_obj);
-    CHECK(dt_slab_base(new_obj, o->slab_size) != dt_slab_base(old_obj, o->slab_size),
+    CHECK(slab_base(new_obj, o->slab_size) != slab_base(old_obj, o->slab_size),
           "move: new %p is in the slab being vacated (old %p)", new_obj, old_obj);
     uint64_t slot = atomic_load_explicit(&old->slot, memory_order_relaxed);
     pthread_mutex_lock(&o->lock);
@@ -357,11 +322,11 @@ static inline uint64_t owner_result(struct owner *o, enum slab_move_result r)
 /* The cache's move_results[] agree with what the callback answered. */
 static inline void owner_check_results(struct owner *o, const char *when)
 {
-    struct slab_cache_stats st = dt_stats(o->s);
+    struct slab_cache_stats st = cache_stats(o->s);
     static const char *const names[] = {"YES", "NO", "LATER", "DONT_NEED", "DONT_KNOW"};
     for (int r = 0; r < 5; r++)
         if (st.move_results[r] != owner_result(o, (enum slab_move_result)r)) {
-            dt_print_stats(when, &st);
+            print_stats(when, &st);
             CHECK(0, "%s: move_results[%s] = %llu, the callback answered %s %llu times", when,
                   names[r], (unsigned long long)st.move_results[r], names[r],
                   (unsigned long long)owner_result(o, (enum slab_move_result)r));

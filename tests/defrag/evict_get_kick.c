@@ -142,15 +142,15 @@ static void phase_single_thread(void)
     for (size_t i = 0; i < NITEMS; i++)
         item_new(i);
     /* Dense first 10 slabs, sparse (1 in 10) elsewhere. */
-    per_slab = dt_stats(cache).objects_per_slab;
+    per_slab = cache_stats(cache).objects_per_slab;
     for (size_t i = 10 * per_slab; i < NITEMS; i++)
         if (i % 10 != 0)
             item_unlink(i, NULL);
     size_t live = table_live();
-    struct slab_cache_stats before = dt_stats(cache);
+    struct slab_cache_stats before = cache_stats(cache);
     atomic_store(&inject_concurrent_free, 1);
     long rel = slab_cache_defrag(cache, 30);
-    struct slab_cache_stats st = dt_stats(cache);
+    struct slab_cache_stats st = cache_stats(cache);
     size_t live_after = table_live();
     CHECK(get_calls > 0, "get never called");
     CHECK(atomic_load(&injected) == 1, "no concurrent free injected");
@@ -164,7 +164,7 @@ static void phase_single_thread(void)
     CHECK(kick_freed > 0 && st.defrag_objects_kicked > 0, "kicked: ours %llu, stats %llu",
           (unsigned long long)kick_freed, (unsigned long long)st.defrag_objects_kicked);
     if (!(rel > 0 && st.slabs <= 10 + 2 + 2))
-        dt_print_stats("after evict pass", &st);
+        print_stats("after evict pass", &st);
     CHECK(rel > 0 && st.bytes_mapped < before.bytes_mapped, "released %ld", rel);
     CHECK(st.slabs <= 10 + 2 + 2, "%llu slabs left (10 dense ones expected)",
           (unsigned long long)st.slabs);
@@ -203,7 +203,7 @@ static void phase_concurrent(void)
     atomic_store(&stop, 1);
     CHECK(pthread_join(t, NULL) == 0, "join");
     slab_cache_shrink(cache);
-    struct slab_cache_stats st = dt_stats(cache);
+    struct slab_cache_stats st = cache_stats(cache);
     CHECK(st.objects_active == table_live(), "objects_active %llu, table %zu",
           (unsigned long long)st.objects_active, table_live());
     CHECK(get_bad == 0, "get pinned unallocated objects");
@@ -220,7 +220,7 @@ int main(void)
     phase_concurrent();
     for (size_t i = 0; i < NITEMS; i++)
         item_unlink(i, NULL);
-    CHECK(dt_stats(cache).objects_active == 0, "objects left");
+    CHECK(cache_stats(cache).objects_active == 0, "objects left");
     slab_cache_destroy(cache);
     return 0;
 }

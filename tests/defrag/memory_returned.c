@@ -31,14 +31,14 @@ int main(int argc, char **argv)
             owner_free_slot(&o, i);
     size_t live = owner_verify(&o, "fragmented");
     slab_cache_defrag(o.s, 0); /* give back this thread's slabs; moves nothing */
-    struct slab_cache_stats before = dt_stats(o.s);
+    struct slab_cache_stats before = cache_stats(o.s);
     size_t rss_before = rss_bytes();
     CHECK(before.bytes_mapped >= total * 3 / 4, "seed %#llx: only %llu bytes mapped after a "
           "random 90%% free: not fragmented?", (unsigned long long)seed,
           (unsigned long long)before.bytes_mapped);
 
     long rel = slab_cache_defrag(o.s, 50);
-    struct slab_cache_stats after = dt_stats(o.s);
+    struct slab_cache_stats after = cache_stats(o.s);
     size_t rss_after = rss_bytes();
     uint64_t needed = (live + after.objects_per_slab - 1) / after.objects_per_slab;
     uint64_t fall = before.bytes_mapped - after.bytes_mapped;
@@ -47,7 +47,7 @@ int main(int argc, char **argv)
            live, before.bytes_mapped / 1048576.0, after.bytes_mapped / 1048576.0,
            rss_before / 1048576.0, rss_after / 1048576.0, rel / 1048576.0);
     if (after.slabs > needed + 2)
-        dt_print_stats("after", &after);
+        print_stats("after", &after);
     CHECK(after.slabs <= needed + 2, "seed %#llx: %llu slabs for %zu objects (%llu needed)",
           (unsigned long long)seed, (unsigned long long)after.slabs, live,
           (unsigned long long)needed);

@@ -43,7 +43,7 @@ int main(void)
 
     long rel = slab_cache_defrag(o.s, 30);
     CHECK(rel >= 0, "defrag: %ld", rel);
-    struct slab_cache_stats st = dt_stats(o.s);
+    struct slab_cache_stats st = cache_stats(o.s);
     uint64_t dk = owner_result(&o, SLAB_MOVE_DONT_KNOW);
     CHECK(dk > 0, "no callback on a dying object");
     CHECK(dk == atomic_load(&o.dont_know), "DONT_KNOW accounting");
@@ -51,7 +51,7 @@ int main(void)
     CHECK(owner_result(&o, SLAB_MOVE_YES) > 0, "no live object moved");
     owner_check_results(&o, "after the pass");
     if (st.objects_active != linked + ndying)
-        dt_print_stats("after", &st);
+        print_stats("after", &st);
     CHECK(st.objects_active == linked + ndying,
           "objects_active %llu, expected %zu linked + %zu dying: DONT_KNOW freed old or kept new",
           (unsigned long long)st.objects_active, linked, ndying);
@@ -63,11 +63,11 @@ int main(void)
               dying_slot[k]);
         slab_free(o.s, dying[k]); /* second half of the owner's free */
     }
-    st = dt_stats(o.s);
+    st = cache_stats(o.s);
     CHECK(st.objects_active == linked, "objects_active %llu, linked %zu",
           (unsigned long long)st.objects_active, linked);
     CHECK(slab_cache_defrag(o.s, 30) >= 0, "second defrag");
-    st = dt_stats(o.s);
+    st = cache_stats(o.s);
     CHECK(st.slabs <= (linked + PER_SLAB - 1) / PER_SLAB + 2, "%llu slabs for %zu objects",
           (unsigned long long)st.slabs, linked);
     CHECK(owner_verify(&o, "end") == linked, "linked objects changed");

@@ -30,9 +30,9 @@ int main(void)
     size_t live = owner_verify(&o, "before");
     o.decide = drop_odd;
 
-    struct slab_cache_stats before = dt_stats(o.s);
+    struct slab_cache_stats before = cache_stats(o.s);
     long rel = slab_cache_defrag(o.s, 30);
-    struct slab_cache_stats st = dt_stats(o.s);
+    struct slab_cache_stats st = cache_stats(o.s);
     uint64_t dropped = owner_result(&o, SLAB_MOVE_DONT_NEED);
     CHECK(dropped > 0 && owner_result(&o, SLAB_MOVE_YES) > 0, "DONT_NEED %llu YES %llu",
           (unsigned long long)dropped, (unsigned long long)owner_result(&o, SLAB_MOVE_YES));
@@ -40,7 +40,7 @@ int main(void)
     CHECK(live_after == live - dropped, "owner holds %zu, expected %zu - %llu", live_after, live,
           (unsigned long long)dropped);
     if (st.objects_active != live_after)
-        dt_print_stats("after", &st);
+        print_stats("after", &st);
     CHECK(st.objects_active == live_after,
           "objects_active %llu, owner holds %zu: DONT_NEED did not free both objects",
           (unsigned long long)st.objects_active, live_after);

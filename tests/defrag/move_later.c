@@ -48,8 +48,8 @@ static void later_forever(void)
         CHECK(slab_cache_defrag(o.s, 100) >= 0, "defrag 100");
         CHECK(slab_reclaim(SIZE_MAX) >= 0, "reclaim");
         per_round[round] = calls(&o);
-        CHECK(dt_stats(o.s).objects_active == live, "round %d: objects_active %llu, owner %zu",
-              round, (unsigned long long)dt_stats(o.s).objects_active, live);
+        CHECK(cache_stats(o.s).objects_active == live, "round %d: objects_active %llu, owner %zu",
+              round, (unsigned long long)cache_stats(o.s).objects_active, live);
     }
     CHECK(calls(&o) > 0, "never asked");
     CHECK(calls(&o) <= 3 * live, "%llu callbacks for %zu objects answering LATER (bound 3x)",
@@ -67,9 +67,9 @@ static void later_forever(void)
     uint64_t marked = calls(&o);
     slab_cache_defrag(o.s, 30);
     CHECK(calls(&o) == marked, "defrag asked slabs marked after 3 LATERs");
-    struct slab_cache_stats pre = dt_stats(o.s);
+    struct slab_cache_stats pre = cache_stats(o.s);
     long rel = slab_cache_shrink(o.s);
-    struct slab_cache_stats st = dt_stats(o.s);
+    struct slab_cache_stats st = cache_stats(o.s);
     CHECK(rel > 0 && st.bytes_mapped < pre.bytes_mapped, "shrink: %ld, mapped %llu -> %llu", rel,
           (unsigned long long)pre.bytes_mapped, (unsigned long long)st.bytes_mapped);
     CHECK(owner_verify(&o, "after shrink") == live && st.objects_active == live,
@@ -84,7 +84,7 @@ static void later_once_then_yes(void)
 {
     struct owner o;
     size_t live = setup(&o, "move-later-once");
-    struct slab_cache_stats before = dt_stats(o.s);
+    struct slab_cache_stats before = cache_stats(o.s);
     pthread_mutex_lock(&o.lock);
     o.decide = later_once;
     pthread_mutex_unlock(&o.lock);
@@ -92,12 +92,12 @@ static void later_once_then_yes(void)
         CHECK(slab_cache_defrag(o.s, 30) >= 0, "defrag");
     if (owner_result(&o, SLAB_MOVE_YES) < live)
         slab_cache_shrink(o.s);
-    struct slab_cache_stats st = dt_stats(o.s);
+    struct slab_cache_stats st = cache_stats(o.s);
     CHECK(owner_result(&o, SLAB_MOVE_LATER) > 0, "never answered LATER");
     CHECK(owner_result(&o, SLAB_MOVE_YES) > 0, "a transient LATER was never retried");
     uint64_t needed = (live + PER_SLAB - 1) / PER_SLAB;
     if (st.slabs > needed + 2)
-        dt_print_stats("LATER once", &st);
+        print_stats("LATER once", &st);
     CHECK(st.slabs <= needed + 2, "%llu slabs (from %llu) for %zu objects",
           (unsigned long long)st.slabs, (unsigned long long)before.slabs, live);
     CHECK(owner_verify(&o, "LATER once") == live && st.objects_active == live, "objects");

@@ -32,10 +32,10 @@ int main(void)
     size_t live = owner_verify(&o, "before");
     owner_set_answer(&o, SLAB_MOVE_NO);
 
-    struct slab_cache_stats before = dt_stats(o.s);
+    struct slab_cache_stats before = cache_stats(o.s);
     long r = slab_cache_defrag(o.s, 30);
     CHECK(r >= 0, "slab_cache_defrag: %ld", r);
-    struct slab_cache_stats st = dt_stats(o.s);
+    struct slab_cache_stats st = cache_stats(o.s);
     uint64_t first = calls(&o);
     CHECK(first > 0, "the callback was never asked");
     CHECK(first <= before.slabs, "%llu NO answers for %llu slabs: a slab was asked again "
@@ -72,16 +72,16 @@ int main(void)
     /* A NO slab that empties is released and forgotten.  Slot 0's slab holds
      * slots 0 and 8 (fill order): free every live object of one slab. */
     size_t slab_size = o.slab_size;
-    uintptr_t base0 = dt_slab_base(o.slots[0], slab_size);
+    uintptr_t base0 = slab_base(o.slots[0], slab_size);
     size_t freed_here = 0;
     for (size_t i = 0; i < NOBJ; i++)
-        if (o.slots[i] && dt_slab_base(o.slots[i], slab_size) == base0) {
+        if (o.slots[i] && slab_base(o.slots[i], slab_size) == base0) {
             owner_free_slot(&o, i);
             freed_here++;
         }
     live -= freed_here;
     slab_cache_defrag(o.s, 30);
-    st = dt_stats(o.s);
+    st = cache_stats(o.s);
     CHECK(st.slabs - st.slabs_empty < before.slabs,
           "the emptied NO slab is still in use (%llu slabs, %llu empty)",
           (unsigned long long)st.slabs, (unsigned long long)st.slabs_empty);
@@ -96,9 +96,9 @@ int main(void)
     uint64_t marked = calls(&o);
     slab_cache_defrag(o.s, 30);
     CHECK(calls(&o) == marked, "defrag asked slabs that shrink's pass had just marked NO");
-    struct slab_cache_stats pre = dt_stats(o.s);
+    struct slab_cache_stats pre = cache_stats(o.s);
     long rel = slab_cache_shrink(o.s);
-    st = dt_stats(o.s);
+    st = cache_stats(o.s);
     CHECK(owner_result(&o, SLAB_MOVE_YES) > 0, "shrink after NO->YES moved nothing");
     CHECK(rel > 0 && st.bytes_mapped < pre.bytes_mapped, "shrink released %ld, mapped %llu -> %llu",
           rel, (unsigned long long)pre.bytes_mapped, (unsigned long long)st.bytes_mapped);
@@ -106,7 +106,7 @@ int main(void)
           (unsigned long long)st.slabs, live);
     owner_check_results(&o, "end");
     CHECK(owner_verify(&o, "end") == live, "live objects changed");
-    CHECK(dt_stats(o.s).objects_active == live, "objects_active");
+    CHECK(cache_stats(o.s).objects_active == live, "objects_active");
     CHECK(slab_cache_validate(o.s) == 0, "validate");
     owner_destroy(&o);
     printf("move_no: %llu NO answers for %llu slabs, none repeated; shrink re-asked\n",

@@ -30,13 +30,13 @@ int main(void)
     size_t live = owner_verify(&o, "before defrag");
     CHECK(live == (NOBJ + KEEP_EVERY - 1) / KEEP_EVERY, "live %zu", live);
 
-    struct slab_cache_stats before = dt_stats(o.s);
+    struct slab_cache_stats before = cache_stats(o.s);
     CHECK(before.objects_per_slab == PER_SLAB, "objects_per_slab %u", before.objects_per_slab);
     owner_pass_begin(&o);
     long released = slab_cache_defrag(o.s, 30);
-    struct slab_cache_stats after = dt_stats(o.s);
+    struct slab_cache_stats after = cache_stats(o.s);
     if (released <= 0)
-        dt_print_stats("after", &after);
+        print_stats("after", &after);
     CHECK(released > 0, "slab_cache_defrag returned %ld", released);
     owner_pass_check(&o, "defrag(30)");
 
@@ -59,7 +59,7 @@ int main(void)
 
     uint64_t needed = (live + PER_SLAB - 1) / PER_SLAB;
     if (after.slabs > needed + 2)
-        dt_print_stats("after", &after);
+        print_stats("after", &after);
     CHECK(after.slabs <= needed + 2, "%llu slabs left for %zu objects (%llu needed)",
           (unsigned long long)after.slabs, live, (unsigned long long)needed);
     CHECK(after.bytes_mapped < before.bytes_mapped, "bytes_mapped %llu -> %llu",
@@ -75,7 +75,7 @@ int main(void)
 
     owner_free_all(&o);
     slab_cache_shrink(o.s);
-    after = dt_stats(o.s);
+    after = cache_stats(o.s);
     CHECK(after.objects_active == 0, "objects_active %llu after freeing everything",
           (unsigned long long)after.objects_active);
     owner_destroy(&o);

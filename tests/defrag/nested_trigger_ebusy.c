@@ -62,7 +62,7 @@ int main(void)
     CHECK(other_rc >= 0, "defrag of another cache from a callback returned %d", other_rc);
     CHECK(rel > 0, "the outer pass released %ld", rel);
     CHECK(owner_verify(&mover, "after") == live, "objects");
-    CHECK(dt_stats(mover.s).objects_active == live, "objects_active");
+    CHECK(cache_stats(mover.s).objects_active == live, "objects_active");
     owner_check_results(&mover, "after");
 
     evict_cache = slab_cache_create("nested-evict", 64, 0, 0, NULL);
@@ -78,7 +78,7 @@ int main(void)
     CHECK(slab_cache_defrag(evict_cache, 30) >= 0, "evict pass");
     CHECK(get_rc == -EBUSY, "nested trigger from get returned %d", get_rc);
     CHECK(kick_rc == -EBUSY, "nested trigger from kick returned %d", kick_rc);
-    CHECK(dt_stats(evict_cache).defrag_objects_kicked > 0, "kick freed nothing");
+    CHECK(cache_stats(evict_cache).defrag_objects_kicked > 0, "kick freed nothing");
     for (int i = 0; i < 600; i++)
         if (evict_objs[i])
             slab_free(evict_cache, evict_objs[i]);

@@ -40,7 +40,7 @@ static void rounds(size_t size, uint64_t seed)
         size_t live = owner_verify(&o, "before pass");
         /* The pass gives back this thread's slabs first; compare like with like. */
         slab_cache_defrag(o.s, 0);
-        struct slab_cache_stats before = dt_stats(o.s);
+        struct slab_cache_stats before = cache_stats(o.s);
         owner_pass_begin(&o);
         unsigned fill = fills[round % 4];
         long rel = slab_cache_defrag(o.s, fill);
@@ -50,10 +50,10 @@ static void rounds(size_t size, uint64_t seed)
         snprintf(when, sizeof when, "seed %#llx size %zu round %d fill %u",
                  (unsigned long long)seed, size, round, fill);
         owner_pass_check(&o, when);
-        struct slab_cache_stats after = dt_stats(o.s);
+        struct slab_cache_stats after = cache_stats(o.s);
         if (after.slabs > before.slabs) {
-            dt_print_stats("before", &before);
-            dt_print_stats("after", &after);
+            print_stats("before", &before);
+            print_stats("after", &after);
         }
         CHECK(after.slabs <= before.slabs, "%s: slabs %llu -> %llu (more fragmented)", when,
               (unsigned long long)before.slabs, (unsigned long long)after.slabs);

@@ -56,17 +56,17 @@ int main(void)
 
     struct slab_cache_stats before[NCACHES];
     for (int c = 0; c < NCACHES; c++) {
-        before[c] = dt_stats(caches[c]);
+        before[c] = cache_stats(caches[c]);
         mapped_before += before[c].bytes_mapped;
     }
-    struct slab_cache_stats mbefore = dt_stats(o.s);
+    struct slab_cache_stats mbefore = cache_stats(o.s);
     mapped_before += mbefore.bytes_mapped;
 
     long rel = slab_reclaim(SIZE_MAX);
     CHECK(rel > 0, "slab_reclaim: %ld", rel);
     uint64_t mapped_after = 0;
     for (int c = 0; c < NCACHES; c++) {
-        struct slab_cache_stats st = dt_stats(caches[c]);
+        struct slab_cache_stats st = cache_stats(caches[c]);
         mapped_after += st.bytes_mapped;
         CHECK(st.defrag_slabs_scanned == 0 && st.defrag_objects_moved == 0 &&
                   st.defrag_objects_kicked == 0,
@@ -80,7 +80,7 @@ int main(void)
               (unsigned long long)before[c].slabs, (unsigned long long)st.slabs,
               (unsigned long long)before[c].slabs_empty);
     }
-    struct slab_cache_stats mafter = dt_stats(o.s);
+    struct slab_cache_stats mafter = cache_stats(o.s);
     mapped_after += mafter.bytes_mapped;
     CHECK((uint64_t)rel == mapped_before - mapped_after,
           "slab_reclaim returned %ld, bytes_mapped fell by %llu", rel,
@@ -97,7 +97,7 @@ int main(void)
           "second slab_reclaim invoked %llu callbacks on a dense cache",
           (unsigned long long)(atomic_load(&o.calls) - calls));
     for (int c = 0; c < NCACHES; c++)
-        CHECK(dt_stats(caches[c]).defrag_slabs_scanned == 0, "scanned");
+        CHECK(cache_stats(caches[c]).defrag_slabs_scanned == 0, "scanned");
 
     for (int c = 0; c < NCACHES; c++) {
         for (int i = 0; i < OBJS; i++)

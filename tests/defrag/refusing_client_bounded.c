@@ -94,7 +94,7 @@ int main(void)
     owner_set_answer(&later, SLAB_MOVE_LATER);
     owner_set_answer(&no, SLAB_MOVE_NO);
     size_t live_later = owner_verify(&later, "start"), live_no = owner_verify(&no, "start");
-    size_t slabs_no = dt_stats(no.s).slabs + 2, futile_slabs = dt_stats(futile).slabs + 2;
+    size_t slabs_no = cache_stats(no.s).slabs + 2, futile_slabs = cache_stats(futile).slabs + 2;
 
     struct counts per_round[12];
     for (int r = 0; r < 12; r++) {
@@ -137,9 +137,9 @@ int main(void)
 
     CHECK(owner_verify(&later, "end") == live_later && owner_verify(&no, "end") == live_no,
           "objects changed");
-    CHECK(dt_stats(later.s).objects_active == live_later, "LATER: objects_active");
-    CHECK(dt_stats(no.s).objects_active == live_no, "NO: objects_active");
-    CHECK(dt_stats(futile).objects_active == futile_live, "futile: objects_active");
+    CHECK(cache_stats(later.s).objects_active == live_later, "LATER: objects_active");
+    CHECK(cache_stats(no.s).objects_active == live_no, "NO: objects_active");
+    CHECK(cache_stats(futile).objects_active == futile_live, "futile: objects_active");
     owner_check_results(&later, "LATER");
     owner_check_results(&no, "NO");
     printf("refusing_client_bounded: LATER %llu calls / %zu objects, NO %llu / %zu slabs, "

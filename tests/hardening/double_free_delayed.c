@@ -9,7 +9,7 @@
  *
  * Cases (forked children):
  *  1. F|U: free a, free b, free a; the sites are the calls in alloc_one() and
- *     free_one();
+ *     free_one() (hardtest.h);
  *  2. F only: the same is caught (no site line needed);
  *  3. long delay: hundreds of objects allocated (a's slab is no longer the
  *     active one), a freed, they are freed, b freed, then a again;
@@ -27,19 +27,6 @@ struct df {
     int churn;      /* objects allocated before, freed between the frees */
     int a_remote;   /* first free of a from another thread */
 };
-
-static NOINLINE void *alloc_one(struct slab_cache *s)
-{
-    void *p = slab_alloc(s);
-    __asm__ volatile("" ::: "memory");
-    return p;
-}
-
-static NOINLINE void free_one(struct slab_cache *s, void *p)
-{
-    slab_free(s, p);
-    __asm__ volatile("" ::: "memory");
-}
 
 static void *remote_free(void *arg)
 {

@@ -8,15 +8,20 @@
  * not watch it: under the sanitizers it is our own checks that fire, exactly as
  * in the plain build (the tests pass in all three).
  *
- * run_child()     fork, run fn(arg) with stderr to a pipe, return the wait
- *                 status and what the child wrote (static buffer).
- * expect_die()    run_child() + check: killed by a signal, stderr holds every
- *                 needle of a NULL-terminated list.  Prints why on failure.
+ * run_child(), expect_die(), expect_survive() and child_stderr (what the last
+ * child wrote) are in tests/util/testutil.h.
+ *
  * report_site()   from a "last allocated at X, last freed at Y" line, the
  *                 address of X (which = 0) or Y (which = 1), or 0.
  * ptr_prefix()    "slabdefrag: cache '<name>': <op>(<ptr>): ", the start of
  *                 every report about one object.
  * NOINLINE        for helper functions whose call sites a report must name.
+ * alloc_one(), free_one()  slab_alloc/slab_free from a function of their own,
+ *                 so site_in() can tell that a report names their call sites.
+ * ovf_*           the body of overflow_by_1.c and overflow_by_8.c (one test
+ *                 program per overflow size): four red-zoned caches, each
+ *                 checked by ovf_check() for an in-bounds control, an overflow
+ *                 caught by slab_free and one caught by the next slab_alloc.
  */
 #ifndef SLABDEFRAG_TESTS_HARDTEST_H
 #define SLABDEFRAG_TESTS_HARDTEST_H
@@ -39,64 +44,19 @@
 
 #define NOINLINE __attribute__((noinline))
 
-static char child_stderr[16384];
-
-static inline int run_child(void (*fn)(void *), void *arg)
+/* The asm after each call keeps it out of tail position: the return address
+ * the allocator records must lie inside these functions. */
+static NOINLINE __attribute__((unused)) void *alloc_one(struct slab_cache *s)
 {
-    int pipefd[2];
-    CHECK(pipe(pipefd) == 0, "pipe: %s", strerror(errno));
-    fflush(NULL);
-    pid_t pid = fork();
-    CHECK(pid >= 0, "fork: %s", strerror(errno));
-    if (pid == 0) {
-        dup2(pipefd[1], 2);
-        close(pipefd[0]);
-        close(pipefd[1]);
-        signal(SIGABRT, SIG_DFL);
-        fn(arg);
-        _exit(0); /* survived: the parent reports the failure */
-    }
-    close(pipefd[1]);
-    size_t len = 0;
-    ssize_t n;
-    while (len < sizeof child_stderr - 1 &&
-           (n = read(pipefd[0], child_stderr + len, sizeof child_stderr - 1 - len)) > 0)
-        len += (size_t)n;
-    child_stderr[len] = 0;
-    close(pipefd[0]);
-    int status = 0;
-    CHECK(waitpid(pid, &status, 0) == pid, "waitpid: %s", strerror(errno));
-    return status;
+    void *p = slab_alloc(s);
+    __asm__ volatile("" ::: "memory");
+    return p;
 }
 
-static inline int expect_die(const char *label, void (*fn)(void *), void *arg,
-                             const char *const *needles)
+static NOINLINE __attribute__((unused)) void free_one(struct slab_cache *s, void *p)
 {
-    int status = run_child(fn, arg);
-    if (!WIFSIGNALED(status)) {
-        fprintf(stderr, "%s: child was not killed by a signal (status %#x); stderr:\n%s\n", label,
-                status, child_stderr);
-        return -1;
-    }
-    for (const char *const *nd = needles; *nd; nd++)
-        if (!strstr(child_stderr, *nd)) {
-            fprintf(stderr, "%s: child died (signal %d) but stderr lacks \"%s\":\n%s\n", label,
-                    WTERMSIG(status), *nd, child_stderr);
-            return -1;
-        }
-    return 0;
-}
-
-/* The child must exit normally (status 0): nothing was reported. */
-static inline int expect_survive(const char *label, void (*fn)(void *), void *arg)
-{
-    int status = run_child(fn, arg);
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        fprintf(stderr, "%s: child should have survived (status %#x); stderr:\n%s\n", label,
-                status, child_stderr);
-        return -1;
-    }
-    return 0;
+    slab_free(s, p);
+    __asm__ volatile("" ::: "memory");
 }
 
 static inline const char *ptr_prefix(const char *cache, const char *op, const void *p)
@@ -138,6 +98,102 @@ static inline int site_in(uintptr_t site, void (*fn)(void))
 {
     uintptr_t f = (uintptr_t)fn;
     return site > f && site < f + 1024;
+}
+
+/* One write of len bytes at obj+at (optionally after freeing obj). */
+struct ovf {
+    struct slab_cache *s;
+    unsigned char *obj;
+    size_t at; /* offset of the first byte written */
+    size_t len;
+    int free_first; /* write after freeing, then allocate */
+};
+
+static inline void ovf_write(void *arg)
+{
+    struct ovf *o = arg;
+    if (o->free_first)
+        slab_free(o->s, o->obj);
+    memset(o->obj + o->at, 0x5a, o->len);
+    if (o->free_first) {
+        void *again = slab_alloc(o->s);
+        fprintf(stderr, "slab_alloc returned %p without a report\n", again);
+        return;
+    }
+    slab_free(o->s, o->obj);
+}
+
+static inline void ovf_ctor(void *p)
+{
+    memset(p, 0x11, 24);
+}
+
+static inline void ovf_check(const char *label, struct slab_cache *s, size_t overflow_by)
+{
+    size_t size = slab_cache_object_size(s);
+    unsigned char *obj = slab_alloc(s);
+    CHECK(obj != NULL, "%s: slab_alloc: %s", label, strerror(errno));
+
+    /* Control: the whole object is writable. */
+    struct ovf ok = {s, obj, 0, size, 0};
+    CHECK(expect_survive(label, ovf_write, &ok) == 0, "%s: in-bounds write reported", label);
+
+    struct ovf bad = {s, obj, size, overflow_by, 0};
+    const char *needles[] = {ptr_prefix(slab_cache_name(s), "slab_free", obj),
+                             "red zone overwritten (write past the end of the object)",
+                             "last allocated at", "last freed at", NULL};
+    CHECK(expect_die(label, ovf_write, &bad, needles) == 0, "%s: overflow by %zu not caught",
+          label, overflow_by);
+
+    /* The same write into a free object is caught when it is handed out again
+     * (it is the head of this thread's freelist right after the free). */
+    struct ovf late = {s, obj, size, overflow_by, 1};
+    const char *late_needles[] = {ptr_prefix(slab_cache_name(s), "slab_alloc", obj),
+                                  "red zone overwritten", "last allocated at", NULL};
+    CHECK(expect_die(label, ovf_write, &late, late_needles) == 0,
+          "%s: overflow of a free object by %zu not caught by slab_alloc", label, overflow_by);
+
+    slab_free(s, obj);
+    CHECK(slab_cache_validate(s) == 0, "%s: validate", label);
+}
+
+/* The four red-zoned caches, named <prefix>-odd (13 bytes), <prefix>-64,
+ * <prefix>-ctor (24 bytes, free pointer outside the object) and <prefix>-all
+ * (40 bytes, every debug flag). */
+struct ovf_caches {
+    struct slab_cache *odd, *even, *ct, *all;
+};
+
+static inline void ovf_caches_create(struct ovf_caches *c, const char *prefix)
+{
+    const unsigned dbg = SLAB_RED_ZONE | SLAB_STORE_USER;
+    char name[4][64];
+    snprintf(name[0], sizeof name[0], "%s-odd", prefix);
+    snprintf(name[1], sizeof name[1], "%s-64", prefix);
+    snprintf(name[2], sizeof name[2], "%s-ctor", prefix);
+    snprintf(name[3], sizeof name[3], "%s-all", prefix);
+    c->odd = slab_cache_create(name[0], 13, 0, dbg, NULL);
+    c->even = slab_cache_create(name[1], 64, 0, dbg, NULL);
+    c->ct = slab_cache_create(name[2], 24, 0, dbg, ovf_ctor);
+    c->all = slab_cache_create(name[3], 40, 0, dbg | SLAB_POISON | SLAB_CONSISTENCY, NULL);
+    CHECK(c->odd && c->even && c->ct && c->all, "slab_cache_create: %s", strerror(errno));
+}
+
+/* Cases 1-4: an overflow by `overflow_by` bytes in each of the four caches. */
+static inline void ovf_check_all(const struct ovf_caches *c, size_t overflow_by)
+{
+    ovf_check("1: 13-byte objects", c->odd, overflow_by);
+    ovf_check("2: 64-byte objects", c->even, overflow_by);
+    ovf_check("3: ctor cache", c->ct, overflow_by);
+    ovf_check("4: all debug flags", c->all, overflow_by);
+}
+
+static inline void ovf_caches_destroy(struct ovf_caches *c)
+{
+    slab_cache_destroy(c->odd);
+    slab_cache_destroy(c->even);
+    slab_cache_destroy(c->ct);
+    slab_cache_destroy(c->all);
 }
 
 #endif

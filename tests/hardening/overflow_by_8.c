@@ -14,94 +14,27 @@
  *  5. a wild overflow over the red zone, the free pointer and the metadata
  *     word: "object metadata overwritten" (or the red zone) is reported.
  * Controls (must survive): writing every byte of the object, then freeing.
+ * The checks of cases 1-4 are shared with overflow_by_1.c (ovf_* in hardtest.h).
  */
 #include "hardtest.h"
 
-struct ovf {
-    struct slab_cache *s;
-    unsigned char *obj;
-    size_t at; /* offset of the first byte written */
-    size_t len;
-    int free_first; /* write after freeing, then allocate */
-};
-
-static void do_overflow(void *arg)
-{
-    struct ovf *o = arg;
-    if (o->free_first)
-        slab_free(o->s, o->obj);
-    memset(o->obj + o->at, 0x5a, o->len);
-    if (o->free_first) {
-        void *again = slab_alloc(o->s);
-        fprintf(stderr, "slab_alloc returned %p without a report\n", again);
-        return;
-    }
-    slab_free(o->s, o->obj);
-}
-
-static void ctor(void *p)
-{
-    memset(p, 0x11, 24);
-}
-
-static void check_overflow(const char *label, struct slab_cache *s, size_t overflow_by)
-{
-    size_t size = slab_cache_object_size(s);
-    unsigned char *obj = slab_alloc(s);
-    CHECK(obj != NULL, "%s: slab_alloc: %s", label, strerror(errno));
-
-    /* Control: the whole object is writable. */
-    struct ovf ok = {s, obj, 0, size, 0};
-    CHECK(expect_survive(label, do_overflow, &ok) == 0, "%s: in-bounds write reported", label);
-
-    struct ovf bad = {s, obj, size, overflow_by, 0};
-    const char *needles[] = {ptr_prefix(slab_cache_name(s), "slab_free", obj),
-                             "red zone overwritten (write past the end of the object)",
-                             "last allocated at", "last freed at", NULL};
-    CHECK(expect_die(label, do_overflow, &bad, needles) == 0, "%s: overflow by %zu not caught",
-          label, overflow_by);
-
-    /* The same write into a free object is caught when it is handed out again
-     * (it is the head of this thread's freelist right after the free). */
-    struct ovf late = {s, obj, size, overflow_by, 1};
-    const char *late_needles[] = {ptr_prefix(slab_cache_name(s), "slab_alloc", obj),
-                                  "red zone overwritten", "last allocated at", NULL};
-    CHECK(expect_die(label, do_overflow, &late, late_needles) == 0,
-          "%s: overflow of a free object by %zu not caught by slab_alloc", label, overflow_by);
-
-    slab_free(s, obj);
-    CHECK(slab_cache_validate(s) == 0, "%s: validate", label);
-}
-
 int main(void)
 {
-    const unsigned dbg = SLAB_RED_ZONE | SLAB_STORE_USER;
-    struct slab_cache *odd = slab_cache_create("ovf8-odd", 13, 0, dbg, NULL);
-    struct slab_cache *even = slab_cache_create("ovf8-64", 64, 0, dbg, NULL);
-    struct slab_cache *ct = slab_cache_create("ovf8-ctor", 24, 0, dbg, ctor);
-    struct slab_cache *all = slab_cache_create("ovf8-all", 40, 0,
-                                               dbg | SLAB_POISON | SLAB_CONSISTENCY, NULL);
-    CHECK(odd && even && ct && all, "slab_cache_create: %s", strerror(errno));
-
-    check_overflow("1: 13-byte objects", odd, 8);
-    check_overflow("2: 64-byte objects", even, 8);
-    check_overflow("3: ctor cache", ct, 8);
-    check_overflow("4: all debug flags", all, 8);
+    struct ovf_caches c;
+    ovf_caches_create(&c, "ovf8");
+    ovf_check_all(&c, 8);
 
     /* 5: 64-byte slot + 8 red zone + 8 free pointer + metadata: 48 bytes past the
      * end reach the state word; the report must say something was overwritten. */
-    unsigned char *w = slab_alloc(even);
+    unsigned char *w = slab_alloc(c.even);
     CHECK(w != NULL, "slab_alloc");
-    struct ovf wild = {even, w, 64, 48, 0};
+    struct ovf wild = {c.even, w, 64, 48, 0};
     const char *wild_needles[] = {ptr_prefix("ovf8-64", "slab_free", w), "overwritten", NULL};
-    CHECK(expect_die("5: wild overflow", do_overflow, &wild, wild_needles) == 0,
+    CHECK(expect_die("5: wild overflow", ovf_write, &wild, wild_needles) == 0,
           "wild overflow not caught");
-    slab_free(even, w);
+    slab_free(c.even, w);
 
-    slab_cache_destroy(odd);
-    slab_cache_destroy(even);
-    slab_cache_destroy(ct);
-    slab_cache_destroy(all);
+    ovf_caches_destroy(&c);
     printf("overflow_by_8: ok\n");
     return 0;
 }

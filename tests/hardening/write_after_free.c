@@ -12,7 +12,7 @@
  *  3. a word in the middle of a larger (200-byte) object;
  *  4. the object is not the freelist head any more (others freed after it):
  *     allocate until it comes back;
- *  5. the reported sites are the call sites in alloc_one() and free_one().
+ *  5. the reported sites are the call sites in alloc_one() and free_one() (hardtest.h).
  * Controls: a read after free, or no access at all, is not reported; a ctor
  * cache with SLAB_POISON is never poisoned (objects keep their constructed
  * state across free/alloc).
@@ -25,21 +25,6 @@ struct waf {
     size_t at, len;
     int others; /* free this many other objects after obj */
 };
-
-/* The asm after each call keeps it out of tail position: the return address
- * the allocator records must lie inside these functions. */
-static NOINLINE void *alloc_one(struct slab_cache *s)
-{
-    void *p = slab_alloc(s);
-    __asm__ volatile("" ::: "memory");
-    return p;
-}
-
-static NOINLINE void free_one(struct slab_cache *s, void *p)
-{
-    slab_free(s, p);
-    __asm__ volatile("" ::: "memory");
-}
 
 static void do_waf(void *arg)
 {

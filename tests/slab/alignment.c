@@ -34,7 +34,7 @@ static void one_cache(size_t size, size_t align, unsigned flags)
     if ((flags & SLAB_HWCACHE_ALIGN) && want < 64)
         want = 64;
 
-    struct slab_cache_stats st = stats(s);
+    struct slab_cache_stats st = cache_stats(s);
     CHECK(st.objects_per_slab > 0 || st.slab_size == 0, "bogus stats");
     /* Enough objects for a bit more than two slabs, bounded for the tiny sizes. */
     size_t n = 2 * (st.objects_per_slab ? st.objects_per_slab : 8) + 3;

@@ -55,7 +55,7 @@ int main(void)
     memcpy(trunc, longname, 31);
     trunc[31] = 0;
     CHECK(slab_cache_find(trunc) == l, "find(31-character name) failed");
-    CHECK(!strcmp(stats(l).name, trunc), "stats name '%s'", stats(l).name);
+    CHECK(!strcmp(cache_stats(l).name, trunc), "stats name '%s'", cache_stats(l).name);
     slab_cache_destroy(l);
     CHECK(slab_cache_find(trunc) == NULL, "destroyed cache still found");
 

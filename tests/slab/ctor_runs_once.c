@@ -92,7 +92,7 @@ int main(void)
     CHECK(s != NULL, "create: %s", strerror(errno));
     CHECK(ctor_calls == 0, "ctor ran %llu times before any allocation",
           (unsigned long long)ctor_calls);
-    struct slab_cache_stats st = stats(s);
+    struct slab_cache_stats st = cache_stats(s);
     unsigned per = st.objects_per_slab;
     CHECK(per >= 8, "objects_per_slab %u < 8", per);
 
@@ -110,7 +110,7 @@ int main(void)
     }
     CHECK(!dup_ctor, "phase 1: ctor ran twice on %p", dup_addr);
     slab_cache_shrink(s); /* make the counters exact (this thread is the only user) */
-    st = stats(s);
+    st = cache_stats(s);
     CHECK(ctor_calls == st.objects_total,
           "phase 1: %llu ctor calls but objects_total %llu (ctor must run for every object "
           "of a slab when the slab is created)",
@@ -135,7 +135,7 @@ int main(void)
     CHECK(!dup_ctor, "phase 2: ctor ran again on %p although its slab was never released",
           dup_addr);
     slab_cache_shrink(s);
-    st = stats(s);
+    st = cache_stats(s);
     CHECK(ctor_calls == st.objects_total,
           "phase 2: %llu ctor calls but objects_total %llu", (unsigned long long)ctor_calls,
           (unsigned long long)st.objects_total);
@@ -146,7 +146,7 @@ int main(void)
     for (size_t i = 0; i < n; i++)
         slab_free(s, objs[i]);
     slab_cache_shrink(s);
-    st = stats(s);
+    st = cache_stats(s);
     CHECK(st.slabs == 0 && st.objects_total == 0, "after freeing all and shrink: %llu slabs",
           (unsigned long long)st.slabs);
     slab_cache_destroy(s);
@@ -163,14 +163,14 @@ int main(void)
         check_constructed(objs[i], "phase 3a");
     }
     slab_cache_shrink(s);
-    st = stats(s);
+    st = cache_stats(s);
     uint64_t first_calls = ctor_calls;
     CHECK(first_calls == st.objects_total, "phase 3a: %llu ctor calls, objects_total %llu",
           (unsigned long long)first_calls, (unsigned long long)st.objects_total);
     for (size_t i = 0; i < n; i++)
         slab_free(s, objs[i]);
     slab_cache_shrink(s);
-    st = stats(s);
+    st = cache_stats(s);
     CHECK(st.slabs == 0 && st.bytes_mapped == 0,
           "phase 3: SLAB_NO_RESERVE cache keeps %llu slabs (%llu bytes) after freeing all",
           (unsigned long long)st.slabs, (unsigned long long)st.bytes_mapped);
@@ -185,7 +185,7 @@ int main(void)
     }
     CHECK(!dup_ctor, "phase 3b: ctor ran twice on %p", dup_addr);
     slab_cache_shrink(s);
-    st = stats(s);
+    st = cache_stats(s);
     CHECK(ctor_calls - first_calls == st.objects_total,
           "phase 3b: %llu ctor calls for re-created slabs holding %llu objects",
           (unsigned long long)(ctor_calls - first_calls),

@@ -62,7 +62,7 @@ static void run(size_t size)
     ctor_calls = 0;
     struct slab_cache *s = slab_cache_create(name, size, 0, 0, ctor);
     CHECK(s != NULL, "create: %s", strerror(errno));
-    struct slab_cache_stats st = stats(s);
+    struct slab_cache_stats st = cache_stats(s);
     size_t per = st.objects_per_slab;
     size_t n = 4 * per; /* whole slabs: no never-used object is left to hand out */
     void **objs = calloc(n, sizeof *objs);
@@ -138,7 +138,7 @@ static void run(size_t size)
         slab_free(s, objs[i]); /* the pinning objects (NULL for the rest: a no-op) */
     CHECK(slab_cache_validate(s) == 0, "validate failed");
     slab_cache_shrink(s);
-    st = stats(s);
+    st = cache_stats(s);
     CHECK(st.objects_active == 0 && st.slabs == 0, "after freeing all: active %llu slabs %llu",
           (unsigned long long)st.objects_active, (unsigned long long)st.slabs);
     slab_cache_destroy(s);

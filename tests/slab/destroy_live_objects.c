@@ -100,7 +100,7 @@ int main(void)
     /* Objects of threads that exited, some freed by other threads, memory released. */
     s = slab_cache_create("live-threads", 512, 0, 0, NULL);
     CHECK(s != NULL, "create: %s", strerror(errno));
-    size_t slab_size = stats(s).slab_size;
+    size_t slab_size = cache_stats(s).slab_size;
     enum { T = 3, PER = 300 };
     static void *tobj[T][PER];
     pthread_t th[T];

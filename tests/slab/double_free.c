@@ -98,7 +98,7 @@ int main(void)
     expect_double("2b: ctor cache, freed in the parent", c, ca, 0);
 
     /* 3: an object of a full slab that is not the active one. */
-    struct slab_cache_stats st = stats(s);
+    struct slab_cache_stats st = cache_stats(s);
     size_t n = 3 * (size_t)st.objects_per_slab;
     void **objs = calloc(n, sizeof *objs);
     CHECK(objs != NULL, "calloc");
@@ -124,7 +124,7 @@ int main(void)
     in_thread(e, three, 3, 1);
     for (int i = 0; i < 3; i++)
         slab_free(e, three[i]);
-    st = stats(e);
+    st = cache_stats(e);
     CHECK(st.slabs == 1 && st.slabs_empty == 1, "the emptied slab should be kept as reserve");
     expect_double("5: in-use count would go negative", e, three[0], 0);
     expect_double("5b: in-use count would go negative", e, three[1], 0);
@@ -132,7 +132,7 @@ int main(void)
     /* 6: large objects, whole slab freed. */
     struct slab_cache *big = slab_cache_create("df-big", 16384, 0, 0, NULL);
     CHECK(big != NULL, "create: %s", strerror(errno));
-    st = stats(big);
+    st = cache_stats(big);
     size_t nb = st.objects_per_slab;
     void **bobj = calloc(nb, sizeof *bobj);
     CHECK(bobj != NULL, "calloc");
@@ -149,7 +149,7 @@ int main(void)
         if (i != 1 && i != n - 1)
             slab_free(s, objs[i]);
     slab_cache_shrink(s);
-    st = stats(s);
+    st = cache_stats(s);
     CHECK(st.objects_active == 0 && st.allocs == st.frees,
           "df-plain: active %llu allocs %llu frees %llu", (unsigned long long)st.objects_active,
           (unsigned long long)st.allocs, (unsigned long long)st.frees);

@@ -89,7 +89,7 @@ static int child(void)
     for (size_t i = 0; i < n; i++)
         slab_free(s, objs[i]);
     slab_cache_shrink(s);
-    struct slab_cache_stats st = stats(s);
+    struct slab_cache_stats st = cache_stats(s);
     CHECK(st.objects_active == 0 && st.allocs == st.frees && st.slabs == 0,
           "after freeing all: active %llu allocs %llu frees %llu slabs %llu",
           (unsigned long long)st.objects_active, (unsigned long long)st.allocs,

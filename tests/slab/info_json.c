@@ -324,7 +324,7 @@ static void check_field(const struct jv *c, const char *name, const char *key, u
 
 static void check_cache(const struct jv *caches, struct slab_cache *s)
 {
-    struct slab_cache_stats st = stats(s);
+    struct slab_cache_stats st = cache_stats(s);
     const struct jv *c = find_cache(caches, st.name);
     CHECK(c != NULL, "cache '%s' missing from the JSON", st.name);
 #define F(field) check_field(c, st.name, #field, (uint64_t)st.field)
@@ -375,8 +375,8 @@ int main(void)
     slab_cache_shrink(a); /* counters exact: this thread is the only user */
     slab_cache_shrink(b);
     slab_cache_shrink(w);
-    CHECK(stats(a).objects_active == 100, "info-a: objects_active %llu",
-          (unsigned long long)stats(a).objects_active);
+    CHECK(cache_stats(a).objects_active == 100, "info-a: objects_active %llu",
+          (unsigned long long)cache_stats(a).objects_active);
 
     char *text = info_text(1);
     struct jv *root = jparse(text);

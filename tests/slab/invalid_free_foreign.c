@@ -65,7 +65,7 @@ int main(void)
     expect_bad_free(stack_buf, "not a slab object", "a stack address");
     expect_bad_free(static_buf, "not a slab object", "a static variable");
 
-    struct slab_cache_stats st = stats(cache);
+    struct slab_cache_stats st = cache_stats(cache);
     size_t big = st.slab_size > 65536 ? st.slab_size : 65536;
     void *zeros = aligned_map(big, 0);
     expect_bad_free(zeros, "not a slab object", "the start of a zero-filled aligned mapping");
@@ -87,7 +87,7 @@ int main(void)
     CHECK(o != NULL, "slab_alloc");
     slab_free(nr, o);
     slab_cache_shrink(nr);
-    st = stats(nr);
+    st = cache_stats(nr);
     CHECK(st.slabs == 0, "SLAB_NO_RESERVE cache keeps %llu slabs",
           (unsigned long long)st.slabs);
     {

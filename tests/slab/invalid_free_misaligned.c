@@ -47,7 +47,7 @@ static void run(size_t size, size_t align, unsigned flags, slab_ctor_fn fn)
         CHECK(objs[i] != NULL, "slab_alloc: %s", strerror(errno));
         memset(objs[i], i + 1, size);
     }
-    struct slab_cache_stats st = stats(cache);
+    struct slab_cache_stats st = cache_stats(cache);
     for (int i = 0; i < N; i += 7) {
         unsigned char *o = objs[i];
         expect_bad(o + 1, "misaligned");

@@ -70,7 +70,7 @@ int main(void)
             slab_free(all[k], objs[k][i]);
         CHECK(slab_cache_validate(all[k]) == 0, "validate %s failed", slab_cache_name(all[k]));
         slab_cache_shrink(all[k]);
-        struct slab_cache_stats st = stats(all[k]);
+        struct slab_cache_stats st = cache_stats(all[k]);
         CHECK(st.allocs == PER && st.frees == PER && st.objects_active == 0,
               "%s: allocs %llu frees %llu active %llu", st.name, (unsigned long long)st.allocs,
               (unsigned long long)st.frees, (unsigned long long)st.objects_active);

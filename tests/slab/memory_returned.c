@@ -57,7 +57,7 @@ static void round_trip(struct slab_cache *s, int cross_thread)
 {
     const char *how = cross_thread ? "round 2 (freed by another thread)"
                                    : "round 1 (freed by the allocating thread)";
-    struct slab_cache_stats st = stats(s);
+    struct slab_cache_stats st = cache_stats(s);
     size_t slab_size = st.slab_size;
     size_t rss0 = rss_bytes();
     for (size_t i = 0; i < NOBJ; i++) {
@@ -74,7 +74,7 @@ static void round_trip(struct slab_cache *s, int cross_thread)
         if (nbases == 0 || bases[nbases - 1] != bases[i])
             bases[nbases++] = bases[i];
 
-    st = stats(s);
+    st = cache_stats(s);
     CHECK(st.bytes_mapped >= TOTAL, "%s: bytes_mapped %llu < the %u bytes allocated", how,
           (unsigned long long)st.bytes_mapped, TOTAL);
     CHECK(st.bytes_mapped <= (uint64_t)TOTAL + TOTAL / 8 + 2 * slab_size,
@@ -99,7 +99,7 @@ static void round_trip(struct slab_cache *s, int cross_thread)
 
     /* (a) at once, no shrink. */
     size_t rss2 = rss_bytes();
-    st = stats(s);
+    st = cache_stats(s);
     size_t res_freed = slabs_resident(slab_size);
     size_t keep = 3 * slab_size; /* the reserve of 2 + this thread's active slab */
     if (st.bytes_mapped > keep || res_freed > keep)
@@ -125,7 +125,7 @@ static void round_trip(struct slab_cache *s, int cross_thread)
     CHECK((uint64_t)released == st.bytes_mapped,
           "%s: shrink released %ld bytes, %llu were mapped", how, released,
           (unsigned long long)st.bytes_mapped);
-    st = stats(s);
+    st = cache_stats(s);
     CHECK(st.bytes_mapped == 0 && st.slabs == 0 && st.objects_active == 0,
           "%s: after shrink bytes_mapped %llu slabs %llu active %llu", how,
           (unsigned long long)st.bytes_mapped, (unsigned long long)st.slabs,

@@ -87,7 +87,7 @@ int main(void)
 {
     cache = slab_cache_create("idle-owner", 1024, 0, 0, NULL);
     CHECK(cache != NULL, "create: %s", strerror(errno));
-    struct slab_cache_stats st = stats(cache);
+    struct slab_cache_stats st = cache_stats(cache);
     per = st.objects_per_slab;
     size_t S = st.slab_size, n = SLABS * per;
     objs = calloc(n, sizeof *objs);
@@ -110,7 +110,7 @@ int main(void)
     CHECK(pthread_join(b, NULL) == 0, "pthread_join");
 
     /* A is alive and idle: it may keep its 8 partial slabs, nothing more. */
-    st = stats(cache);
+    st = cache_stats(cache);
     size_t resident = emptied_resident(S);
     uint64_t allowed = (uint64_t)(SLABS - EMPTIED + OWNER_KEEPS + 2) * S;
     if (st.bytes_mapped > allowed || resident > (OWNER_KEEPS + 2) * S)
@@ -127,7 +127,7 @@ int main(void)
      * of the emptied slabs may stay. */
     set_stage(2);
     wait_stage(3);
-    st = stats(cache);
+    st = cache_stats(cache);
     resident = emptied_resident(S);
     CHECK(resident <= 2 * S, "%zu bytes of the emptied slabs resident after the owner's "
           "shrink (allowed: the reserve, %zu)", resident, 2 * S);
@@ -138,7 +138,7 @@ int main(void)
     for (size_t i = EMPTIED * per; i < n; i++)
         slab_free(cache, objs[i]);
     slab_cache_shrink(cache);
-    st = stats(cache);
+    st = cache_stats(cache);
     CHECK(st.objects_active == 0 && st.slabs == 0 && st.bytes_mapped == 0,
           "at the end: active %llu slabs %llu", (unsigned long long)st.objects_active,
           (unsigned long long)st.slabs);

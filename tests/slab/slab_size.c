@@ -37,7 +37,7 @@ static void check(size_t size, size_t align, unsigned flags, int with_ctor)
     snprintf(name, sizeof name, "ss-%zu-%zu-%x%s", size, align, flags, with_ctor ? "-c" : "");
     struct slab_cache *s = slab_cache_create(name, size, align, flags, with_ctor ? ctor : NULL);
     CHECK(s != NULL, "create %s: %s", name, strerror(errno));
-    struct slab_cache_stats st = stats(s);
+    struct slab_cache_stats st = cache_stats(s);
     size_t S = st.slab_size, per = st.objects_per_slab;
     CHECK(S >= 4096 && S <= 256 * 1024 && (S & (S - 1)) == 0,
           "%s: slab_size %zu is not a power of two in 4 KiB .. 256 KiB", name, S);

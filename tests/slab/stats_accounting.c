@@ -56,7 +56,7 @@ static int cmp_ptr(const void *a, const void *b)
 
 static void expect(struct slab_cache *s, const char *when, uint64_t allocs, uint64_t frees)
 {
-    struct slab_cache_stats st = stats(s);
+    struct slab_cache_stats st = cache_stats(s);
     if (st.allocs != allocs || st.frees != frees)
         print_stats(when, &st);
     CHECK(st.allocs == allocs, "%s: allocs %llu, want %llu", when,
@@ -73,7 +73,7 @@ static void free_pattern(unsigned flags)
     unsigned reserve = flags & SLAB_NO_RESERVE ? 0 : 2;
     struct slab_cache *s = slab_cache_create(name, 200, 0, flags, NULL);
     CHECK(s != NULL, "create: %s", strerror(errno));
-    struct slab_cache_stats st = stats(s);
+    struct slab_cache_stats st = cache_stats(s);
     size_t per = st.objects_per_slab, slab_size = st.slab_size;
     const size_t nslabs = 10;
     size_t n = nslabs * per;
@@ -81,7 +81,7 @@ static void free_pattern(unsigned flags)
     CHECK(objs != NULL, "calloc");
     alloc_in_thread(s, objs, n);
     expect(s, "after the allocating thread exited", n, 0);
-    st = stats(s);
+    st = cache_stats(s);
     CHECK(st.slabs == nslabs, "%zu objects fill %zu slabs, but the cache has %llu", n, nslabs,
           (unsigned long long)st.slabs);
     CHECK(st.objects_active == n && st.slabs_partial == 0 && st.slabs_empty == 0,
@@ -105,7 +105,7 @@ static void free_pattern(unsigned flags)
         char when[64];
         snprintf(when, sizeof when, "%s: after emptying slab %zu", name, k);
         expect(s, when, n, frees);
-        st = stats(s);
+        st = cache_stats(s);
         uint64_t want_empty = k + 1 < reserve ? k + 1 : reserve;
         if (st.slabs_empty != want_empty || st.slabs != nslabs - (k + 1) + want_empty)
             print_stats(when, &st);
@@ -126,7 +126,7 @@ static void free_pattern(unsigned flags)
             frees++;
         }
     expect(s, "after half-freeing 5 slabs", n, frees);
-    st = stats(s);
+    st = cache_stats(s);
     CHECK(st.slabs_partial == 5, "%llu partial slabs, want 5",
           (unsigned long long)st.slabs_partial);
     CHECK(st.slabs_empty == reserve, "%llu empty slabs, want %u",
@@ -142,7 +142,7 @@ static void free_pattern(unsigned flags)
           "shrink released %ld bytes, want the %u reserve slabs (%zu bytes)", released, reserve,
           reserve * slab_size);
     expect(s, "after shrink", n, frees);
-    st = stats(s);
+    st = cache_stats(s);
     CHECK(st.slabs == 5 && st.slabs_partial == 5 && st.slabs_empty == 0,
           "after shrink: slabs %llu partial %llu empty %llu, want 5 5 0",
           (unsigned long long)st.slabs, (unsigned long long)st.slabs_partial,
@@ -155,13 +155,13 @@ static void free_pattern(unsigned flags)
         }
     CHECK(frees == n, "bookkeeping");
     expect(s, "after freeing all", n, n);
-    st = stats(s);
+    st = cache_stats(s);
     CHECK(st.objects_active == 0, "objects_active %llu", (unsigned long long)st.objects_active);
     CHECK(st.slabs == reserve && st.slabs_empty == reserve,
           "after freeing all: %llu slabs (%llu empty), want the %u reserve slabs",
           (unsigned long long)st.slabs, (unsigned long long)st.slabs_empty, reserve);
     slab_cache_shrink(s);
-    st = stats(s);
+    st = cache_stats(s);
     CHECK(st.slabs == 0 && st.bytes_mapped == 0 && st.objects_total == 0,
           "after freeing all and shrink: slabs %llu bytes_mapped %llu",
           (unsigned long long)st.slabs, (unsigned long long)st.bytes_mapped);
@@ -175,7 +175,7 @@ int main(void)
     /* 1: a new cache. */
     struct slab_cache *s = slab_cache_create("stats-basic", 100, 0, 0, NULL);
     CHECK(s != NULL, "create: %s", strerror(errno));
-    struct slab_cache_stats st = stats(s);
+    struct slab_cache_stats st = cache_stats(s);
     CHECK(st.name && strcmp(st.name, "stats-basic") == 0, "name '%s'",
           st.name ? st.name : "(null)");
     CHECK(st.object_size == 100, "object_size %zu", st.object_size);
@@ -201,7 +201,7 @@ int main(void)
     }
     CHECK(slab_cache_shrink(s) >= 0, "shrink failed");
     expect(s, "after K allocations and shrink", k, 0);
-    st = stats(s);
+    st = cache_stats(s);
     CHECK(st.objects_active == k, "objects_active %llu, want %zu",
           (unsigned long long)st.objects_active, k);
     CHECK(st.slabs == (k + per - 1) / per, "%llu slabs for %zu objects (%zu per slab)",
@@ -224,7 +224,7 @@ int main(void)
         slab_free(s, objs[i]);
     slab_cache_shrink(s);
     expect(s, "after freeing everything and shrink", k + 3, k + 3);
-    st = stats(s);
+    st = cache_stats(s);
     CHECK(st.slabs == 0 && st.bytes_mapped == 0, "freed-everything cache keeps %llu slabs",
           (unsigned long long)st.slabs);
     CHECK(slab_cache_validate(s) == 0, "validate failed");

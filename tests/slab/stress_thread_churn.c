@@ -195,7 +195,7 @@ int main(int argc, char **argv)
     pool_n = 0;
     for (int c = 0; c < NC; c++) {
         slab_cache_shrink(caches[c]);
-        struct slab_cache_stats st = stats(caches[c]);
+        struct slab_cache_stats st = cache_stats(caches[c]);
         uint64_t a = atomic_load(&allocs[c]), f = atomic_load(&frees[c]);
         FAIL_IF(a != f, "test bookkeeping");
         if (st.allocs != a || st.frees != f || st.objects_active != 0 || st.slabs != 0)

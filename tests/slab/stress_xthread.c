@@ -468,7 +468,7 @@ int main(int argc, char **argv)
         FAIL_IF(allocs != frees, "cache %d: test bookkeeping: %llu allocs, %llu frees", c,
                 (unsigned long long)allocs, (unsigned long long)frees);
         total_allocs += allocs;
-        struct slab_cache_stats st = stats(caches[c].s);
+        struct slab_cache_stats st = cache_stats(caches[c].s);
         if (st.allocs != allocs || st.frees != frees || st.objects_active != 0)
             print_stats("stress_xthread: at the end", &st);
         FAIL_IF(st.allocs != allocs, "cache %s: allocs %llu, the threads did %llu", st.name,
@@ -491,7 +491,7 @@ int main(int argc, char **argv)
                 (caches[c].flags & SLAB_NO_RESERVE) ? 0u : 2u);
         FAIL_IF(slab_cache_validate(caches[c].s) != 0, "cache %s: validate failed", st.name);
         slab_cache_shrink(caches[c].s);
-        st = stats(caches[c].s);
+        st = cache_stats(caches[c].s);
         FAIL_IF(st.slabs != 0 || st.bytes_mapped != 0,
                 "cache %s: after shrink %llu slabs, %llu bytes mapped", st.name,
                 (unsigned long long)st.slabs, (unsigned long long)st.bytes_mapped);

@@ -107,7 +107,7 @@ int main(int argc, char **argv)
     void *ret;
     CHECK(pthread_create(&t, NULL, keep_worker, &kj) == 0, "pthread_create");
     CHECK(pthread_join(t, &ret) == 0 && ret == NULL, "keep worker failed");
-    struct slab_cache_stats st = stats(s);
+    struct slab_cache_stats st = cache_stats(s);
     if (st.allocs != 1000 || st.frees != 400 || st.objects_active != 600)
         print_stats("1: after the thread exited", &st);
     CHECK(st.allocs == 1000 && st.frees == 400 && st.objects_active == 600,
@@ -116,13 +116,13 @@ int main(int argc, char **argv)
     CHECK(slab_cache_validate(s) == 0, "1: validate");
     for (int i = 0; i < 600; i++)
         slab_free(s, kj.kept[i]);
-    st = stats(s);
+    st = cache_stats(s);
     CHECK(st.frees == 1000 && st.objects_active == 0, "1: frees %llu active %llu",
           (unsigned long long)st.frees, (unsigned long long)st.objects_active);
     CHECK(st.slabs <= 2, "1: %llu slabs left after freeing all (reserve is 2)",
           (unsigned long long)st.slabs);
     slab_cache_shrink(s);
-    st = stats(s);
+    st = cache_stats(s);
     CHECK(st.slabs == 0 && st.bytes_mapped == 0, "1: after shrink %llu slabs %llu bytes",
           (unsigned long long)st.slabs, (unsigned long long)st.bytes_mapped);
     slab_cache_destroy(s);
@@ -134,7 +134,7 @@ int main(int argc, char **argv)
         CHECK(pthread_create(&t, NULL, one_object, s) == 0, "pthread_create");
         CHECK(pthread_join(t, &ret) == 0 && ret == NULL, "thread %d failed", i);
     }
-    st = stats(s);
+    st = cache_stats(s);
     if (st.slabs > 2)
         print_stats("2", &st);
     CHECK(st.allocs == 100 && st.frees == 100 && st.objects_active == 0,
@@ -145,7 +145,7 @@ int main(int argc, char **argv)
           "do not give their active slab back",
           (unsigned long long)st.slabs);
     slab_cache_shrink(s);
-    st = stats(s);
+    st = cache_stats(s);
     CHECK(st.slabs == 0 && st.bytes_mapped == 0, "2: after shrink %llu slabs",
           (unsigned long long)st.slabs);
     slab_cache_destroy(s);
@@ -172,7 +172,7 @@ int main(int argc, char **argv)
         uint64_t allocs = 0;
         for (int i = 0; i < NTHREAD; i++)
             allocs += mj[i].allocs[c];
-        st = stats(caches[c]);
+        st = cache_stats(caches[c]);
         if (st.allocs != allocs || st.frees != allocs || st.objects_active != 0)
             print_stats("3", &st);
         CHECK(st.allocs == allocs && st.frees == allocs && st.objects_active == 0,
@@ -186,7 +186,7 @@ int main(int argc, char **argv)
               st.name, (unsigned long long)st.slabs, (unsigned long long)st.slabs_empty);
         CHECK(slab_cache_validate(caches[c]) == 0, "3: validate %s", st.name);
         slab_cache_shrink(caches[c]);
-        st = stats(caches[c]);
+        st = cache_stats(caches[c]);
         CHECK(st.slabs == 0 && st.bytes_mapped == 0, "3: %s after shrink: %llu slabs", st.name,
               (unsigned long long)st.slabs);
         slab_cache_destroy(caches[c]);

@@ -87,7 +87,7 @@ int main(void)
         CHECK(pthread_join(t, &ret) == 0, "pthread_join");
         CHECK(ret == NULL, "worker failed (%p)", ret);
 
-        struct slab_cache_stats st = stats(cache_b);
+        struct slab_cache_stats st = cache_stats(cache_b);
         CHECK(st.allocs == 50 && st.objects_active == 50 && st.frees == 0,
               "round %d: cache B allocs %llu active %llu frees %llu, want 50 50 0", round,
               (unsigned long long)st.allocs, (unsigned long long)st.objects_active,
@@ -100,7 +100,7 @@ int main(void)
             slab_free(cache_b, b_objs[i]);
         }
         slab_cache_shrink(cache_b);
-        st = stats(cache_b);
+        st = cache_stats(cache_b);
         CHECK(st.slabs == 0 && st.objects_active == 0 && st.frees == 50,
               "round %d: B after freeing all: slabs %llu active %llu", round,
               (unsigned long long)st.slabs, (unsigned long long)st.objects_active);

@@ -162,14 +162,19 @@ static void check_idle_clients(const char *path)
 static void check_burst(const char *path)
 {
     int fds[BURST_CLIENTS], served = 0;
+    bool refused[BURST_CLIENTS];
     for (int i = 0; i < BURST_CLIENTS; i++) {
         fds[i] = connect_to(path);
-        CHECK(send(fds[i], "info\n", 5, MSG_NOSIGNAL) == 5, "send");
+        /* A client over the server's limit may be answered "busy" and closed
+         * before it gets to send: then the send fails with EPIPE/ECONNRESET. */
+        ssize_t n = send(fds[i], "info\n", 5, MSG_NOSIGNAL);
+        refused[i] = n < 0 && (errno == EPIPE || errno == ECONNRESET);
+        CHECK(n == 5 || refused[i], "send: %s", strerror(errno));
     }
     for (int i = 0; i < BURST_CLIENTS; i++) {
         char *r = read_reply(fds[i]);
         bool ok = strncmp(r, "{\"caches\": [", 12) == 0 && strstr(r, "]}\n");
-        CHECK(ok || strstr(r, "busy"), "burst reply '%s'", r);
+        CHECK(ok || strstr(r, "busy") || (refused[i] && r[0] == '\0'), "burst reply '%s'", r);
         served += ok;
         free(r);
         close(fds[i]);

@@ -2,8 +2,21 @@
  * testutil: the few helpers every test program shares.
  *
  * CHECK(cond, fmt, ...) fails the test (exit 1) with file:line and a message.
- * expect_death() runs a function in a forked child and checks that the child
- * dies from a signal (abort) and that its stderr contains a given text.
+ * run_child()          fork, run fn(arg) with stderr to a pipe; returns the wait
+ *                      status, and child_stderr holds what the child wrote.
+ * expect_die()         run_child() + check: killed by a signal, stderr holds every
+ *                      needle of a NULL-terminated list.  Prints why on failure.
+ * expect_abort()       expect_die() labelled "expect_abort".
+ * expect_death()       the same with one needle (or none).
+ * expect_survive()     run_child() + check: the child exited with status 0.
+ * stderr_capture_*()   redirect fd 2 to a temporary file and read it back.
+ * cache_stats()        slab_cache_get_stats() that fails the test on error;
+ *                      print_stats() prints a snapshot to stderr.
+ * slab_base()          the slab that holds an object (slabs are aligned blocks
+ *                      of slab_size bytes).
+ * resident_bytes()     how much of [addr, addr+len) is resident, from mincore();
+ *                      unmapped pages count as not resident.  Unlike the process
+ *                      RSS this is meaningful under ASan and TSan too.
  * rss_bytes() reads the process RSS from /proc/self/statm.
  * xorshift64 is the seeded generator used by randomised tests; a test that
  * takes a seed prints it on failure so a run can be replayed.
@@ -15,6 +28,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include <slabdefrag/slab.h>
+
 #define CHECK(cond, ...)                                                              \
     do {                                                                              \
         if (!(cond)) {                                                                \
@@ -25,9 +40,41 @@
         }                                                                             \
     } while (0)
 
-/* Fork; run fn(arg) in the child.  Returns 0 when the child was killed by a
- * signal and its stderr contains `needle`; otherwise prints why and returns -1. */
+/* What the last run_child() child wrote to stderr (NUL-terminated, truncated). */
+extern char child_stderr[16384];
+
+/* Fork; run fn(arg) in the child with stderr going to a pipe (SIGABRT at its
+ * default).  Returns the child's wait status; fails the test if fork fails. */
+int run_child(void (*fn)(void *), void *arg);
+
+/* Returns 0 when the child was killed by a signal and its stderr contains every
+ * string of the NULL-terminated list `needles` (NULL: any text); otherwise
+ * prints why, prefixed by `label`, and returns -1. */
+int expect_die(const char *label, void (*fn)(void *), void *arg, const char *const *needles);
+int expect_abort(void (*fn)(void *), void *arg, const char *const *needles);
 int expect_death(void (*fn)(void *), void *arg, const char *needle);
+
+/* Returns 0 when the child exited normally with status 0 (nothing was reported). */
+int expect_survive(const char *label, void (*fn)(void *), void *arg);
+
+/* Redirect stderr to a temporary file until stderr_capture_end(), which returns
+ * what was written (malloc'ed, NUL-terminated) and restores stderr. */
+struct stderr_capture {
+    int saved_fd;
+    FILE *tmp;
+};
+void stderr_capture_begin(struct stderr_capture *c);
+char *stderr_capture_end(struct stderr_capture *c);
+
+struct slab_cache_stats cache_stats(struct slab_cache *s);
+void print_stats(const char *what, const struct slab_cache_stats *st);
+
+static inline uintptr_t slab_base(const void *obj, size_t slab_size)
+{
+    return (uintptr_t)obj & ~(uintptr_t)(slab_size - 1);
+}
+
+size_t resident_bytes(const void *addr, size_t len);
 
 /* Resident set size of this process in bytes. */
 size_t rss_bytes(void);
