@@ -29,6 +29,7 @@
 
 #include "internal.h"
 #include "debug.h"
+#include "stats_sock.h"
 
 pthread_mutex_t cache_list_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct slab_cache *cache_list;
@@ -99,6 +100,7 @@ static bool valid_args(size_t size, size_t align, unsigned flags)
 struct slab_cache *slab_cache_create(const char *name, size_t size, size_t align, unsigned flags,
                                      slab_ctor_fn ctor)
 {
+    stats_autostart_once(); /* SLABDEFRAG_STATS=1 also in statically linked programs */
     if (!name || !valid_args(size, align, flags)) {
         errno = EINVAL;
         return NULL;

@@ -10,16 +10,19 @@
  *
  * 2. States a slab passes through in a pass (see internal.h for OWNED/LISTED/FULL):
  *      LISTED (a partial bin) ──freeze──► OWNED by the pass (list = LIST_FROZEN)
- *        ──callbacks──► empty: released to the OS   | not empty: back to a bin,
- *                                                      or FULL, via cache_put_slab
+ *        ──callbacks──► done list (still frozen) ──end of pass──► empty: released
+ *        to the OS (batched) | not empty: back to a bin, or FULL, via cache_put_slab
  *    The pass owns its frozen slabs and its current destination slab through a
  *    private struct heap that no thread has: every other thread's free into them is
  *    a remote free (CAS push, accounted when the pass merges it), nobody allocates
  *    from them, and nobody can release them, so their memory stays mapped and
- *    type-stable until the pass ends (lesson 1 of the spec).  A destination is the
- *    fullest partial slab (top bin first) or a new slab; a frozen slab is never in
- *    a bin, so it can never be a destination (lesson 7).
- *
+ *    type-stable until the pass ends (lesson 1 of the spec).  Keeping a slab frozen
+ *    after its turn means one pass never asks about a slab twice.  A destination is
+ *    the fullest partial slab that is not itself a candidate (fill at or above the
+ *    threshold, or unmovable), else a new slab; a frozen slab is never in a bin, so
+ *    it can never be a destination (lesson 7), and an unused destination is
+ *    released with the emptied slabs.
+
  * 3. What the owner may do in a callback: allocate and free objects of any cache
  *    (frees into frozen slabs land on their remote stacks), take its own locks.
  *    Not: destroy a cache, or trigger a pass on the same cache (-EBUSY: the
@@ -35,9 +38,9 @@
  *
  * 5. Refusals and back-off.  NO marks the slab SLAB_DF_NOMOVE: it goes to the top
  *    bin ("treated as full": allocations fill it) and is never a candidate until
- *    it empties or slab_cache_shrink clears the marks.  LATER, or a kick after
- *    which the slab is still in use, counts in slab->later_count; at 3 (illumos'
- *    KMEM_DISBELIEF) it is treated as NO.  A pass that released nothing raises the
+ *    it empties or slab_cache_shrink clears the marks.  A turn after which the
+ *    slab is still in use (LATER, DONT_KNOW, a kick that freed nothing) counts in
+ *    slab->later_count; at 3 (illumos' KMEM_DISBELIEF) it is treated as NO.  A pass that released nothing raises the
  *    cache's back-off (defrag_bg.c skips it for 1, 2, 4 .. 64 rounds).
  *
  * 6. Observability.  dstat: passes, scanned (slabs frozen), freed (slabs

@@ -30,6 +30,8 @@
 
 #include <slabdefrag/stats.h>
 
+#include "stats_sock.h"
+
 #define STATS_TIMEOUT_MS 5000
 #define STATS_REPLY_MAX (64u << 20)
 
@@ -38,7 +40,8 @@ static bool usable_xdg_dir(const char *xdg)
     return xdg && xdg[0] == '/';
 }
 
-static int make_addr(const char *path, struct sockaddr_un *addr)
+/* Shared with statsd.c (declared in stats_sock.h). */
+int stats_make_addr(const char *path, struct sockaddr_un *addr)
 {
     memset(addr, 0, sizeof *addr);
     addr->sun_family = AF_UNIX;
@@ -157,7 +160,7 @@ long slab_stats_request(const char *socket_path, const char *request, char **rep
 {
     struct sockaddr_un addr;
     *reply = NULL;
-    long rc = make_addr(socket_path, &addr);
+    long rc = stats_make_addr(socket_path, &addr);
     if (rc == 0 && strlen(request) + 1 > SLAB_STATS_LINE_MAX)
         rc = -EMSGSIZE;
     int fd = rc == 0 ? socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0) : -1;

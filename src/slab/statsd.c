@@ -73,6 +73,8 @@
 #include <slabdefrag/slab.h>
 #include <slabdefrag/stats.h>
 
+#include "stats_sock.h"
+
 #define STATS_LINE_MAX SLAB_STATS_LINE_MAX
 #define STATS_MAX_CLIENTS 32
 #define STATS_TIMEOUT_MS 5000
@@ -452,16 +454,6 @@ static int default_path(char *buf, size_t size)
     return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
 }
 
-static int make_addr(const char *path, struct sockaddr_un *addr)
-{
-    memset(addr, 0, sizeof *addr);
-    addr->sun_family = AF_UNIX;
-    if (strlen(path) >= sizeof addr->sun_path)
-        return -ENAMETOOLONG;
-    strcpy(addr->sun_path, path);
-    return 0;
-}
-
 /* A socket file at `path` that nobody answers on is stale: remove it.  A live
  * server keeps its path (-EADDRINUSE); a file that is not a socket is kept too. */
 static int clear_stale_socket(const char *path, const struct sockaddr_un *addr)
@@ -489,7 +481,7 @@ static int clear_stale_socket(const char *path, const struct sockaddr_un *addr)
 static int open_listener(const char *path)
 {
     struct sockaddr_un addr;
-    int rc = make_addr(path, &addr);
+    int rc = stats_make_addr(path, &addr);
     if (rc == 0)
         rc = clear_stale_socket(path, &addr);
     if (rc != 0)
@@ -649,7 +641,7 @@ const char *slab_stats_socket_path(void)
 }
 
 /* SLABDEFRAG_STATS=1: serve from the start (SLABDEFRAG_STATS_SOCKET picks the path). */
-__attribute__((constructor)) static void stats_autostart(void)
+static void stats_autostart(void)
 {
     const char *on = getenv("SLABDEFRAG_STATS");
     if (!on || strcmp(on, "1") != 0)
@@ -658,4 +650,21 @@ __attribute__((constructor)) static void stats_autostart(void)
     int rc = slab_stats_serve_start(path && *path ? path : NULL);
     if (rc < 0)
         fprintf(stderr, "slabdefrag: stats endpoint not started: %s\n", strerror(-rc));
+}
+
+static pthread_once_t autostart_once = PTHREAD_ONCE_INIT;
+
+/*
+ * Run the autostart once per process: from the shared library's constructor, and
+ * from slab_cache_create (cache.c), because a statically linked program only pulls
+ * this file in when something references it.
+ */
+void stats_autostart_once(void)
+{
+    pthread_once(&autostart_once, stats_autostart);
+}
+
+__attribute__((constructor)) static void stats_autostart_ctor(void)
+{
+    stats_autostart_once();
 }
