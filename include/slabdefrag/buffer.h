@@ -116,8 +116,10 @@ int bdev_sync(struct bdev *dev);
 struct buffer_head *bh_read(struct bdev *dev, uint64_t blocknr);
 
 /* The block, referenced, without reading it (getblk): its data is undefined
- * unless it was cached.  Fill it, then bh_mark_uptodate() or bh_mark_dirty().
- * NULL with errno EINVAL or ENOMEM. */
+ * unless it was cached.  Fill it under bh_lock() and call bh_mark_uptodate() or
+ * bh_mark_dirty() before bh_unlock(): a block that is unlocked while still not
+ * uptodate may be read from the device by another thread's read-ahead, over what
+ * you wrote (as with the kernel's getblk).  NULL with errno EINVAL or ENOMEM. */
 struct buffer_head *bh_get(struct bdev *dev, uint64_t blocknr);
 
 /* Drop a reference (brelse).  bh_put(NULL) does nothing.  The buffer head stays
