@@ -84,10 +84,12 @@ static inline bool on_remote_top(struct slab *sl, unsigned idx)
     return xf_head(atomic_load_explicit(&sl->xfree, relaxed)) == idx + 1;
 }
 
-void slab_free_owned(struct slab_cache *s, struct heap *h, struct slab *sl, void *obj)
+/* idx: the object's index, computed once by slab_checked(). */
+static void slab_free_owned(struct slab_cache *s, struct heap *h, struct slab *sl, void *obj,
+                            unsigned idx)
 {
     unsigned inuse = slab_inuse(sl);
-    if (unlikely(obj == sl->freelist || inuse == 0 || on_remote_top(sl, slab_index(s, sl, obj))))
+    if (unlikely(obj == sl->freelist || inuse == 0 || on_remote_top(sl, idx)))
         slab_report_bad_free(s, obj, "double free", " (object already free)");
     fp_set(s, obj, sl->freelist);
     sl->freelist = obj;
@@ -108,9 +110,9 @@ static void claim_full(struct slab_cache *s, struct heap *h, struct slab *sl, vo
     heap_add_partial(h, sl);
 }
 
-void slab_free_remote(struct slab_cache *s, struct heap *h, struct slab *sl, void *obj)
+static void slab_free_remote(struct slab_cache *s, struct heap *h, struct slab *sl, void *obj,
+                             unsigned idx)
 {
-    unsigned idx = slab_index(s, sl, obj);
     uint64_t old = atomic_load_explicit(&sl->xfree, relaxed);
     uint64_t new;
     unsigned inuse;
@@ -158,14 +160,15 @@ void slab_free_remote(struct slab_cache *s, struct heap *h, struct slab *sl, voi
     }
 }
 
-static void slab_free_slow(struct slab_cache *s, struct heap *h, struct slab *sl, void *obj)
+static void slab_free_slow(struct slab_cache *s, struct heap *h, struct slab *sl, void *obj,
+                           unsigned idx)
 {
     if (unlikely(!h || h->cache != s))
         h = heap_get(s);
     if (h && atomic_load_explicit(&sl->owner, relaxed) == h && sl != h->active)
-        slab_free_owned(s, h, sl, obj);
+        slab_free_owned(s, h, sl, obj, idx);
     else
-        slab_free_remote(s, h, sl, obj);
+        slab_free_remote(s, h, sl, obj, idx);
     if (h)
         counter_inc(&h->frees);
 }
@@ -188,5 +191,5 @@ void slab_free(struct slab_cache *s, void *obj)
         counter_inc(&h->frees);
         return;
     }
-    slab_free_slow(s, h, sl, obj);
+    slab_free_slow(s, h, sl, obj, idx);
 }

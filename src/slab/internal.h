@@ -299,8 +299,6 @@ void heap_stats(struct slab_cache *s, uint64_t *allocs, uint64_t *frees); /* cac
 unsigned heap_partial_slabs(struct slab_cache *s);   /* cache->lock held */
 
 /* free.c */
-void slab_free_remote(struct slab_cache *s, struct heap *h, struct slab *sl, void *obj);
-void slab_free_owned(struct slab_cache *s, struct heap *h, struct slab *sl, void *obj);
 _Noreturn void slab_report_corrupt_freelist(const struct slab_cache *s, const void *obj, const void *next);
 _Noreturn void slab_report_bad_free(const struct slab_cache *s, const void *obj, const char *what,
                                     const char *detail);
@@ -311,7 +309,6 @@ int cache_compute_layout(struct slab_cache *s, bool fp_outside);
 struct slab_cache *cache_list_head(void); /* cache_list_lock held */
 
 /* os.c */
-size_t os_bytes_mapped(void);
 
 /* defrag_bg.c */
 void slab_defrag_forget(struct slab_cache *s); /* destroy: wait until no reclaimer uses s */

@@ -24,8 +24,7 @@
  * 5. Numbers.  4 MiB segments: one mmap per 16 .. 1024 slabs keeps syscalls off the
  *    slab-creation path; keeping one empty segment per pool avoids map/unmap churn
  *    at a cost of address space only (its pages are not resident).
- * 6. Observability.  Caches count their own bytes_mapped; os_bytes_mapped() here
- *    counts whole segments.
+ * 6. Observability.  Caches count their own bytes_mapped (slabs they hold).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -178,29 +177,25 @@ void *os_slab_alloc(unsigned shift, struct segment **seg_out)
     return base;
 }
 
+/* Pool lock held: the slab at base (already MADV_DONTNEEDed) is free again; a
+ * segment left with no slab in use becomes a spare unless it is the pool's last. */
+static void mark_slab_free(struct pool *p, struct segment *seg, void *base, unsigned shift)
+{
+    unsigned idx = (unsigned)(((char *)base - seg->base) >> shift);
+    seg->used[idx / 64] &= ~(UINT64_C(1) << (idx % 64));
+    seg->nr_free++;
+    if (seg->nr_free == seg->nslabs && p->nr_segments > 1)
+        segment_delete(p, seg);
+}
+
 void os_slab_free(void *base, unsigned shift, struct segment *seg)
 {
     struct pool *p = &pools[shift - SLAB_MIN_SHIFT];
     /* Give the pages back before the slab can be handed out again. */
     madvise(base, (size_t)1 << shift, MADV_DONTNEED);
     pthread_mutex_lock(&p->lock);
-    unsigned idx = (unsigned)(((char *)base - seg->base) >> shift);
-    seg->used[idx / 64] &= ~(UINT64_C(1) << (idx % 64));
-    seg->nr_free++;
-    if (seg->nr_free == seg->nslabs && p->nr_segments > 1)
-        segment_delete(p, seg);
+    mark_slab_free(p, seg, base, shift);
     pthread_mutex_unlock(&p->lock);
-}
-
-size_t os_bytes_mapped(void)
-{
-    size_t total = 0;
-    for (unsigned i = 0; i < NR_POOLS; i++) {
-        pthread_mutex_lock(&pools[i].lock);
-        total += (size_t)pools[i].nr_segments * SEGMENT_SIZE;
-        pthread_mutex_unlock(&pools[i].lock);
-    }
-    return total;
 }
 
 static int by_address(const void *a, const void *b)
@@ -228,13 +223,7 @@ void os_slab_free_batch(struct os_slab_ref *refs, size_t n, unsigned shift)
     }
     struct pool *p = &pools[shift - SLAB_MIN_SHIFT];
     pthread_mutex_lock(&p->lock);
-    for (size_t i = 0; i < n; i++) {
-        struct segment *seg = refs[i].seg;
-        unsigned idx = (unsigned)(((char *)refs[i].base - seg->base) >> shift);
-        seg->used[idx / 64] &= ~(UINT64_C(1) << (idx % 64));
-        seg->nr_free++;
-        if (seg->nr_free == seg->nslabs && p->nr_segments > 1)
-            segment_delete(p, seg);
-    }
+    for (size_t i = 0; i < n; i++)
+        mark_slab_free(p, refs[i].seg, refs[i].base, shift);
     pthread_mutex_unlock(&p->lock);
 }

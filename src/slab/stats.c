@@ -6,9 +6,10 @@
  *                      their threads store) plus the retired counters of heaps
  *                      whose threads exited; objects_active = allocs - frees.
  *   slabs, bytes_mapped  nr_slabs (every slab from slab_new to slab_release).
- *   slabs_partial      the cache's partial list (LISTED); slabs_empty: empty list.
- *                      Slabs owned by live threads count as neither (they are in
- *                      use by a thread); after those threads exit or shrink, exact.
+ *   slabs_partial      the cache's partial bins (LISTED) plus the partial slabs
+ *                      each live heap publishes (pub_partial); a thread's active
+ *                      slab counts as neither partial nor empty until it is given
+ *                      back.  slabs_empty: the empty list.
  *   defrag_*           defrag.c's atomic counters.
  * The validator walks the cache lists and checks the invariants of internal.h.
  */
