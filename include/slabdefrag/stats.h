@@ -40,6 +40,10 @@ extern "C" {
 #endif
 
 #define SLAB_STATS_LINE_MAX 4096 /* longest request line, newline included */
+#define SLAB_STATS_MAX_CLIENTS 32 /* live connections served at once; one more
+                                     is answered {"error": "busy..."} */
+#define SLAB_STATS_TIMEOUT_MS 5000 /* a connection that has not sent its line and
+                                      read its reply by then is closed */
 
 /*
  * Start the endpoint's server thread, listening on `path` (NULL: the default

@@ -34,7 +34,10 @@
  * 5. Bounds — why no client can crash or block the server.
  *    - a request line is at most STATS_LINE_MAX bytes in a fixed buffer; a
  *      longer one gets an error reply; bytes after the first line are ignored;
- *    - at most STATS_MAX_CLIENTS connections; one more gets "busy" and is closed;
+ *    - at most STATS_MAX_CLIENTS connections; one more gets "busy" and is closed
+ *      (after the table has been polled once without waiting, so that slots of
+ *      clients that have already hung up are freed first: "busy" means 32 live
+ *      connections, however fast clients connect and leave);
  *    - a connection that has not finished its request, or not read its reply,
  *      STATS_TIMEOUT_MS after it connected is closed;
  *    - recv/send never block (O_NONBLOCK, MSG_DONTWAIT) and send never raises
@@ -76,8 +79,8 @@
 #include "stats_sock.h"
 
 #define STATS_LINE_MAX SLAB_STATS_LINE_MAX
-#define STATS_MAX_CLIENTS 32
-#define STATS_TIMEOUT_MS 5000
+#define STATS_MAX_CLIENTS SLAB_STATS_MAX_CLIENTS
+#define STATS_TIMEOUT_MS SLAB_STATS_TIMEOUT_MS
 #define STATS_EMFILE_PAUSE_MS 100
 #define STATS_EXIT_JOIN_MS 2000
 #define SUN_PATH_MAX ((int)sizeof(((struct sockaddr_un *)0)->sun_path))
@@ -335,6 +338,43 @@ static struct conn *free_slot(void)
     return NULL;
 }
 
+/* One pollfd per connection slot (fd -1 for a free slot). */
+static void conn_pollfds(struct pollfd pfd[STATS_MAX_CLIENTS])
+{
+    for (int i = 0; i < STATS_MAX_CLIENTS; i++) {
+        struct conn *c = &srv.conns[i];
+        pfd[i] = (struct pollfd){ .fd = c->state == CONN_FREE ? -1 : c->fd,
+                                  .events = c->state == CONN_READING ? POLLIN : POLLOUT };
+    }
+}
+
+/* Serve the connections poll() found ready (any_ready: pfd[].revents are
+ * valid) and close those past their deadline. */
+static void service_conns(const struct pollfd pfd[STATS_MAX_CLIENTS], bool any_ready, int64_t now)
+{
+    for (int i = 0; i < STATS_MAX_CLIENTS; i++) {
+        struct conn *c = &srv.conns[i];
+        if (c->state == CONN_FREE)
+            continue;
+        short ev = any_ready ? pfd[i].revents : 0;
+        if (ev && c->state == CONN_READING)
+            conn_read(c);
+        else if (ev && c->state == CONN_REPLYING)
+            conn_send(c);
+        if (c->state != CONN_FREE && c->deadline_ms <= now)
+            conn_close(c); /* too slow to ask or to read the answer */
+    }
+}
+
+/* Serve whatever connections are ready right now, without waiting. */
+static void service_conns_now(int64_t now)
+{
+    struct pollfd pfd[STATS_MAX_CLIENTS];
+    conn_pollfds(pfd);
+    int n = poll(pfd, STATS_MAX_CLIENTS, 0);
+    service_conns(pfd, n > 0, now);
+}
+
 /* Accept every pending connection; returns when accept would block, or the
  * time until which accepting pauses (EMFILE/ENFILE/ENOMEM). */
 static int64_t accept_all(int64_t now)
@@ -349,6 +389,13 @@ static int64_t accept_all(int64_t now)
             return 0;
         }
         struct conn *c = free_slot();
+        if (!c) {
+            /* Slots may be held by clients that have already gone (a burst of
+             * connect-then-close lands in the backlog while we accept): reap
+             * those before telling a live client we are busy. */
+            service_conns_now(now);
+            c = free_slot();
+        }
         if (!peer_allowed(fd)) {
             refuse(fd, "permission denied");
         } else if (!c) {
@@ -382,29 +429,14 @@ static void *server_main(void *unused)
         pfd[0] = (struct pollfd){ .fd = srv.wake_rd, .events = POLLIN };
         pfd[1] = (struct pollfd){ .fd = now >= accept_paused_until ? srv.listen_fd : -1,
                                   .events = POLLIN };
-        for (int i = 0; i < STATS_MAX_CLIENTS; i++) {
-            struct conn *c = &srv.conns[i];
-            pfd[2 + i] = (struct pollfd){ .fd = c->state == CONN_FREE ? -1 : c->fd,
-                                          .events = c->state == CONN_READING ? POLLIN : POLLOUT };
-        }
+        conn_pollfds(pfd + 2);
         int n = poll(pfd, 2 + STATS_MAX_CLIENTS, poll_timeout(now, accept_paused_until));
         if (n < 0 && errno != EINTR)
             break; /* cannot happen with valid arguments; leave rather than spin */
         if (n > 0 && pfd[0].revents)
             break;
         now = now_ms();
-        for (int i = 0; i < STATS_MAX_CLIENTS; i++) {
-            struct conn *c = &srv.conns[i];
-            if (c->state == CONN_FREE)
-                continue;
-            short ev = n > 0 ? pfd[2 + i].revents : 0;
-            if (ev && c->state == CONN_READING)
-                conn_read(c);
-            else if (ev && c->state == CONN_REPLYING)
-                conn_send(c);
-            if (c->state != CONN_FREE && c->deadline_ms <= now)
-                conn_close(c); /* too slow to ask or to read the answer */
-        }
+        service_conns(pfd + 2, n > 0, now);
         if (n > 0 && pfd[1].revents)
             accept_paused_until = accept_all(now);
     }
