@@ -215,6 +215,7 @@ struct bcache {
     _Atomic uint64_t bh_live;
     _Atomic uint64_t nr_cached;
     _Atomic uint64_t nr_dirty;
+    _Atomic uint32_t writer_pins;  /* pins held by collect_dirty() batches (reclaim.c) */
     size_t bh_size;                /* slab object size of a buffer head */
     size_t index_bytes;
     struct slab_cache *bh_cache;

@@ -25,10 +25,16 @@
  *    non-blocking writeback of dirty ones (evicted on a later lap).  One call
  *    evicts up to 8 pages and looks at most at 2 laps of the array; when it
  *    evicted nothing but saw pages that may become evictable soon (dirty ones it
- *    started writing, writeback or a pin in progress, a page lock held) it sweeps
- *    again, up to 32 times — waiting for a page's writeback to finish when one
- *    is in flight, otherwise yielding and then sleeping 50 us in between — before
- *    the caller's allocation fails with ENOMEM.
+ *    started writing, pages a writer has pinned, a page lock held) it
+ *    sweeps again, up to 32 times — waiting for a page's writeback to finish
+ *    when one is in flight, otherwise yielding, then sleeping 50 us doubling to
+ *    3.2 ms (~75 ms in all: a writer preempted on a loaded machine holds its
+ *    pins for a time slice or more) — before the caller's allocation fails with
+ *    ENOMEM.  Pinned pages are waited for only while writers hold pins
+ *    (bc->writer_pins: the flusher and throttled writers pin a batch of dirty
+ *    pages before writing them one by one); a user's pins fail the allocation
+ *    at once.  Nor is a dirty page whose write the device refuses waited for:
+ *    it stays dirty (nothing is dropped) and the allocation fails with ENOMEM.
  *    bcache_shrink then hands evicted frames back to the OS (MADV_DONTNEED) and
  *    shrinks the buffer_head slab cache.
  * 6. Observability.  evictions, memory_used, cached_pages.
@@ -71,9 +77,14 @@ void page_evict_frozen(struct bcache *bc, struct bc_page *p)
     page_free(bc, p);
 }
 
-enum sweep_result { SWEEP_SKIP, SWEEP_EVICTED, SWEEP_PENDING };
+/* SWEEP_PENDING: not evictable now, probably soon (a writeback to wait for, a
+ * lock or pin in passing).  SWEEP_PINNED: held by a reference — a user's pin
+ * (lasting) or a writer's (bc->writer_pins says whether any exist).
+ * SWEEP_SKIP: free, given its second chance, or dirty with a write the device
+ * refused. */
+enum sweep_result { SWEEP_SKIP, SWEEP_EVICTED, SWEEP_PENDING, SWEEP_PINNED };
 
-/* One clock step at page p.  SWEEP_PENDING: not evictable now, maybe soon. */
+/* One clock step at page p. */
 static enum sweep_result sweep_one(struct bcache *bc, struct bc_page *p)
 {
     const uint32_t busy = PG_DIRTY | PG_WRITEBACK | PG_ON_LIST;
@@ -85,17 +96,19 @@ static enum sweep_result sweep_one(struct bcache *bc, struct bc_page *p)
         return SWEEP_SKIP;
     }
     if (atomic_load_explicit(&p->refcount, memory_order_relaxed) > 1)
-        return SWEEP_SKIP;
+        return SWEEP_PINNED;
     if (f & busy) {
         /* Dirty: start writing it.  Clean but still listed: the writeback
-         * call takes it off the list. */
+         * call takes it off the list.  A write that fails (the device refuses
+         * it) leaves the page dirty for good: nothing to wait for. */
+        int err = 0;
         if (!(f & PG_WRITEBACK) && page_get_unless_zero(p)) {
             struct bdev_map *m = page_map(p);
             if (m && !atomic_load(&m->closing))
-                page_writeback(bc, p, WB_NOWAIT);
+                err = page_writeback(bc, p, WB_NOWAIT);
             page_put(p);
         }
-        return SWEEP_PENDING;
+        return err && err != -EBUSY ? SWEEP_SKIP : SWEEP_PENDING;
     }
     if (!page_trylock(p))
         return SWEEP_PENDING;
@@ -112,12 +125,17 @@ static enum sweep_result sweep_one(struct bcache *bc, struct bc_page *p)
     return SWEEP_EVICTED;
 }
 
+/* Between sweeps that evicted nothing: yield a few times, then sleep 50 us
+ * doubling to 3.2 ms, so the 32 attempts span ~75 ms — longer than a
+ * scheduler time slice on a loaded machine, which is how long a preempted
+ * writer may sit on its pins. */
 static void reclaim_backoff(unsigned attempt)
 {
     if (attempt < 4) {
         sched_yield();
     } else {
-        struct timespec ts = {0, 50000}; /* 50 us: let writebacks and pins finish */
+        unsigned shift = attempt - 4 < 6 ? attempt - 4 : 6;
+        struct timespec ts = {0, 50000L << shift};
         nanosleep(&ts, NULL);
     }
 }
@@ -138,7 +156,7 @@ unsigned reclaim_some(struct bcache *bc)
     pthread_mutex_lock(&bc->clock_lock);
     for (unsigned attempt = 0; attempt < RECLAIM_ATTEMPTS && !evicted; attempt++) {
         uint32_t n = atomic_load_explicit(&bc->nr_inited, memory_order_acquire);
-        bool pending = false;
+        bool pending = false, pinned = false;
         struct bc_page *under_wb = NULL;
         for (uint64_t scanned = 0; scanned < 2ull * n && evicted < RECLAIM_BATCH; scanned++) {
             if (bc->clock_hand >= n)
@@ -147,6 +165,7 @@ unsigned reclaim_some(struct bcache *bc)
             enum sweep_result r = sweep_one(bc, p);
             evicted += r == SWEEP_EVICTED;
             pending |= r == SWEEP_PENDING;
+            pinned |= r == SWEEP_PINNED;
             if (r == SWEEP_PENDING)
                 under_wb = pin_writeback_page(p, under_wb);
         }
@@ -158,7 +177,10 @@ unsigned reclaim_some(struct bcache *bc)
         } else if (under_wb) {
             page_put(under_wb);
         }
-        if (!pending)
+        /* Pinned pages are worth waiting for only while a writer (flusher,
+         * throttled writer) holds pins: it may sit preempted on a batch of
+         * collected pages.  A user's pins last: fail at once, as ever. */
+        if (!pending && !(pinned && atomic_load(&bc->writer_pins) > 0))
             break;
         if (!evicted && !under_wb)
             reclaim_backoff(attempt);

@@ -34,7 +34,9 @@
  * 3. References.  Whoever writes a page holds a pin on it for the duration;
  *    dirty pages cannot be frozen (evict/release refuse PG_DIRTY|PG_ON_LIST), so
  *    a pin taken from the dirty list always succeeds unless a closing map is
- *    dropping the page.
+ *    dropping the page.  The flusher and throttled writers pin a batch of up to
+ *    32 pages, then write them one by one; bc->writer_pins counts such pins so
+ *    that reclaim can tell them (soon gone) from users' pins (lasting).
  * 4. Invariants.  nr_dirty == pages with PG_DIRTY.  PG_WRITEBACK => on the list.
  *    errseq: an error set after a handle's cursor is reported to that handle
  *    exactly once (Linux lib/errseq.c: 12 bits errno, SEEN bit, counter).
@@ -149,11 +151,26 @@ static unsigned collect_dirty(struct bcache *bc, struct bdev_map *m, struct bc_p
         id = p->dirty_next;
         if (min_age_ms && now - p->dirtied_at < min_age_ms)
             break;
-        if (!(page_flags(p) & PG_WRITEBACK) && page_get_unless_zero(p))
+        if (page_flags(p) & PG_WRITEBACK)
+            continue;
+        /* Counted before the pin is taken, so a reclaimer that sees the pin
+         * also sees the count (reclaim.c waits for writers' pins). */
+        atomic_fetch_add(&bc->writer_pins, 1);
+        if (page_get_unless_zero(p))
             v[n++] = p;
+        else
+            atomic_fetch_sub(&bc->writer_pins, 1);
     }
     pthread_mutex_unlock(&m->dirty_lock);
     return n;
+}
+
+/* Write back and unpin one page of a collect_dirty() batch. */
+static void write_collected(struct bcache *bc, struct bc_page *p)
+{
+    page_writeback(bc, p, WB_NOWAIT);
+    page_put(p);
+    atomic_fetch_sub(&bc->writer_pins, 1);
 }
 
 /* ---- page writeback ------------------------------------------------------------------ */
@@ -429,10 +446,8 @@ void balance_dirty_pages(struct bcache *bc, struct bdev_map *m)
         struct bc_page *v[16];
         unsigned n = collect_dirty(bc, m, v, 16, 0);
         uint64_t before = atomic_load(&bc->nr_dirty);
-        for (unsigned i = 0; i < n; i++) {
-            page_writeback(bc, v[i], WB_NOWAIT);
-            page_put(v[i]);
-        }
+        for (unsigned i = 0; i < n; i++)
+            write_collected(bc, v[i]);
         if (n == 0 || atomic_load(&bc->nr_dirty) >= before)
             break;
     }
@@ -451,10 +466,8 @@ static void flush_map_pages(struct bcache *bc, struct bdev_map *m, bool over_bg)
             over_bg = false;
         struct bc_page *v[32];
         unsigned n = collect_dirty(bc, m, v, 32, over_bg ? 0 : bc->dirty_expire_ms);
-        for (unsigned i = 0; i < n; i++) {
-            page_writeback(bc, v[i], WB_NOWAIT);
-            page_put(v[i]);
-        }
+        for (unsigned i = 0; i < n; i++)
+            write_collected(bc, v[i]);
         if (n < 32)
             break;
         budget = budget > n ? budget - n : 0;
