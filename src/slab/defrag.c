@@ -21,7 +21,12 @@
  *    the fullest partial slab that is not itself a candidate (fill at or above the
  *    threshold, or unmovable), else a new slab; a frozen slab is never in a bin, so
  *    it can never be a destination (lesson 7), and an unused destination is
- *    released with the emptied slabs.
+ *    released with the emptied slabs.  When no such partial slab exists, a slab
+ *    this pass has already emptied (its turn over, kept on p->emptied) is the
+ *    next destination before any new slab: its pages are resident and its
+ *    objects constructed, so a move costs a copy and no page fault.  At the end
+ *    the empty ones are unlinked under one cache->lock and released with one
+ *    MADV_DONTNEED per run of adjacent slabs.
 
  * 3. What the owner may do in a callback: allocate and free objects of any cache
  *    (frees into frozen slabs land on their remote stacks), take its own locks.
@@ -40,7 +45,8 @@
  *    bin ("treated as full": allocations fill it) and is never a candidate until
  *    it empties or slab_cache_shrink clears the marks.  A turn after which the
  *    slab is still in use (LATER, DONT_KNOW, a kick that freed nothing) counts in
- *    slab->later_count; at 3 (illumos' KMEM_DISBELIEF) it is treated as NO.  A pass that released nothing raises the
+ *    slab->later_count; at 3 (illumos' KMEM_DISBELIEF) it is treated as NO.  A
+ *    pass that emptied no slab (released or reused as a destination) raises the
  *    cache's back-off (defrag_bg.c skips it for 1, 2, 4 .. 64 rounds).
  *
  * 6. Observability.  dstat: passes, scanned (slabs frozen), freed (slabs
@@ -68,6 +74,9 @@ struct pass {
     struct heap owner;         /* identity owning frozen and destination slabs */
     struct slab *dest;         /* current destination slab (move protocol) */
     struct slab *done;         /* slabs whose turn is over, still frozen (chained by next) */
+    struct slab *emptied;      /* such slabs with no object left: next destinations */
+    size_t nr_frozen;          /* slabs on done + emptied + dest (sizes the release batch) */
+    uint64_t nr_emptied;       /* slabs whose turn left them empty */
     void **vec;                /* objects of the slab being vacated */
     uint64_t *bitmap;          /* free objects of that slab */
     unsigned threshold;        /* fill percent: candidates are below it */
@@ -186,6 +195,7 @@ static struct slab *freeze_candidate(struct pass *p)
         cache_partial_remove(s, found);
         found->list = LIST_FROZEN;
         pass_own(p, found);
+        p->nr_frozen++;
     }
     pthread_mutex_unlock(&s->lock);
     return found;
@@ -210,8 +220,10 @@ static void *dest_alloc(struct pass *p)
             slab_merge_remote(s, d);
         if (d && d->freelist)
             continue;
-        if (d)
+        if (d) {
             cache_put_slab(s, d);
+            p->nr_frozen--;
+        }
         pthread_mutex_lock(&s->lock);
         d = cache_partial_fullest(s);
         /* A destination must not itself be a candidate of this pass: otherwise
@@ -222,8 +234,17 @@ static void *dest_alloc(struct pass *p)
         if (d) {
             cache_partial_remove(s, d);
             pass_own(p, d);
+            p->nr_frozen++;
         }
         pthread_mutex_unlock(&s->lock);
+        if (!d && p->emptied) {
+            /* A slab this pass emptied: its pages are resident and its objects
+             * constructed, so moving into it costs no page fault, and it is
+             * one slab fewer to give back.  It had its turn: no second one. */
+            d = p->emptied;
+            p->emptied = d->next;
+            d->list = LIST_NONE;
+        }
         if (!d) {
             d = slab_new(s);
             if (!d) {
@@ -232,6 +253,7 @@ static void *dest_alloc(struct pass *p)
             }
             atomic_store_explicit(&d->owner, &p->owner, relaxed);
             p->created++;
+            p->nr_frozen++;
         }
         p->dest = d;
     }
@@ -314,31 +336,47 @@ static void vacate_by_evict(struct pass *p, struct slab *sl, int nr)
 static void end_turn(struct pass *p, struct slab *sl)
 {
     slab_merge_remote(p->s, sl);
-    if (slab_inuse(sl) != 0 && ++sl->later_count >= DEFRAG_DISBELIEF)
+    if (slab_inuse(sl) == 0) {
+        sl->next = p->emptied;
+        p->emptied = sl;
+        p->nr_emptied++;
+        return;
+    }
+    if (++sl->later_count >= DEFRAG_DISBELIEF)
         sl->defrag_flags |= SLAB_DF_NOMOVE;
     sl->next = p->done;
     p->done = sl;
 }
 
-/* End of the pass for one slab: an empty one is unlinked and queued in refs[]
- * for one batched release; the others go back to the cache. */
-static void unfreeze(struct pass *p, struct slab *sl, struct os_slab_ref *refs, size_t *nrefs)
+/* End of the pass: the slabs on `chain` (frozen, chained by next) that are
+ * empty are unlinked from the cache under one lock and returned in refs[] (the
+ * caller releases them in one batch); the others go back to the cache. */
+static size_t unfreeze_all(struct pass *p, struct slab *chain, struct os_slab_ref *refs)
 {
     struct slab_cache *s = p->s;
-    slab_merge_remote(s, sl);
-    if (slab_inuse(sl) == 0) {
-        pthread_mutex_lock(&s->lock);
-        cache_unlink_slab(s, sl);
-        pthread_mutex_unlock(&s->lock);
-        refs[*nrefs].base = sl;
-        refs[*nrefs].seg = sl->seg;
-        (*nrefs)++;
-        atomic_store_explicit(&sl->magic, 0, relaxed);
-        p->released++;
-        return;
+    struct slab *empty = NULL;
+    while (chain) {
+        struct slab *sl = chain;
+        chain = sl->next;
+        slab_merge_remote(s, sl);
+        if (slab_inuse(sl) == 0) {
+            sl->next = empty;
+            empty = sl;
+        } else {
+            sl->list = LIST_NONE;
+            cache_put_slab(s, sl);
+        }
     }
-    sl->list = LIST_NONE;
-    cache_put_slab(s, sl);
+    size_t n = 0;
+    pthread_mutex_lock(&s->lock);
+    for (struct slab *sl = empty; sl; sl = sl->next) {
+        cache_unlink_slab(s, sl);
+        atomic_store_explicit(&sl->magic, 0, relaxed);
+        refs[n++] = (struct os_slab_ref){ .base = sl, .seg = sl->seg };
+    }
+    pthread_mutex_unlock(&s->lock);
+    p->released += n;
+    return n;
 }
 
 static void vacate(struct pass *p, struct slab *sl)
@@ -365,20 +403,21 @@ static void pass_finish(struct pass *p)
     }
     /* Emptied slabs go back to the OS at the end of the pass, the rest to the
      * partial lists (unmovable ones to the top bin). */
-    size_t n = 0, nrefs = 0;
-    for (struct slab *sl = p->done; sl; sl = sl->next)
-        n++;
-    struct os_slab_ref *refs = malloc((n ? n : 1) * sizeof *refs);
-    while (p->done) {
-        struct slab *sl = p->done;
-        p->done = sl->next;
+    struct os_slab_ref *refs = malloc((p->nr_frozen ? p->nr_frozen : 1) * sizeof *refs);
+    struct slab *lists[2] = { p->done, p->emptied };
+    p->done = p->emptied = NULL;
+    size_t nrefs = 0;
+    for (int l = 0; l < 2; l++) {
         if (refs) {
-            unfreeze(p, sl, refs, &nrefs);
-        } else { /* no memory for the batch: release one by one */
-            struct os_slab_ref one;
-            size_t k = 0;
-            unfreeze(p, sl, &one, &k);
-            if (k)
+            nrefs += unfreeze_all(p, lists[l], refs + nrefs);
+            continue;
+        }
+        struct os_slab_ref one; /* no memory for the batch: release one by one */
+        while (lists[l]) {
+            struct slab *sl = lists[l];
+            lists[l] = sl->next;
+            sl->next = NULL;
+            if (unfreeze_all(p, sl, &one))
                 os_slab_free(one.base, s->slab_shift, one.seg);
         }
     }
@@ -401,13 +440,14 @@ static void pass_finish(struct pass *p)
 }
 
 /* Release empty slabs (all of them when `all`), settling the bins first when
- * `settle` (O(partial slabs): triggers do it, budgeted background steps do not). */
-static long release_empties(struct slab_cache *s, bool all, bool settle)
+ * `settle` (O(partial slabs): triggers do it, budgeted background steps do not)
+ * and forgetting refusals while at it when `forget` (shrink). */
+static long release_empties(struct slab_cache *s, bool all, bool settle, bool forget)
 {
     uint64_t before = atomic_load(&s->nr_slabs);
     pthread_mutex_lock(&s->lock);
     if (settle)
-        cache_settle_all(s);
+        cache_settle_all(s, forget);
     cache_release_empty(s, all ? 0 : empty_reserve(s));
     pthread_mutex_unlock(&s->lock);
     uint64_t after = atomic_load(&s->nr_slabs);
@@ -428,7 +468,8 @@ long defrag_pass(struct slab_cache *s, const struct defrag_request *rq, struct d
         if (h)
             heap_flush(h);
     }
-    release_empties(s, rq->release_all_empty, !rq->deadline_ns);
+    release_empties(s, rq->release_all_empty, !rq->deadline_ns || rq->forget_refusals,
+                    rq->forget_refusals);
     long rc = 0;
     if (has_callbacks(s)) {
         struct pass p = { .s = s, .threshold = rq->fill_percent };
@@ -443,9 +484,12 @@ long defrag_pass(struct slab_cache *s, const struct defrag_request *rq, struct d
             struct slab_cache *outer = pass_cache;
             pass_cache = s;
             struct slab *sl;
-            while ((!rq->max_slabs || p.scanned < rq->max_slabs) && (sl = freeze_candidate(&p))) {
+            while ((sl = freeze_candidate(&p)) != NULL) {
                 vacate(&p, sl);
-                if (rq->deadline_ns && defrag_now_ns() >= rq->deadline_ns) {
+                /* Stopped by the deadline or the slab limit: say whether
+                 * candidates may remain, so a budgeted caller goes on. */
+                if ((rq->deadline_ns && defrag_now_ns() >= rq->deadline_ns) ||
+                    (rq->max_slabs && p.scanned >= rq->max_slabs)) {
                     res->more = true;
                     break;
                 }
@@ -454,38 +498,29 @@ long defrag_pass(struct slab_cache *s, const struct defrag_request *rq, struct d
             pass_cache = outer;
             res->scanned = p.scanned;
             res->released = p.released;
+            res->emptied = p.nr_emptied;
         }
     }
-    release_empties(s, rq->release_all_empty, !rq->deadline_ns);
+    release_empties(s, rq->release_all_empty, !rq->deadline_ns, false);
     uint64_t after = atomic_load(&s->nr_slabs);
     res->bytes = after < before ? (long)((before - after) << s->slab_shift) : 0;
-    if (res->scanned && !res->released)
+    if (res->scanned && !res->emptied)
         atomic_fetch_add(&s->defrag_fruitless, 1);
-    else if (res->released)
+    else if (res->emptied)
         atomic_store(&s->defrag_fruitless, 0);
     pthread_mutex_unlock(&s->defrag_lock);
     return rc < 0 ? rc : res->bytes;
 }
 
-/* Clear every unmovable mark (shrink: "until the cache is shrunk"). */
-static void clear_nomove(struct slab_cache *s)
-{
-    pthread_mutex_lock(&s->lock);
-    for (unsigned b = 0; b < PARTIAL_BINS; b++)
-        for (struct slab *sl = s->partial[b].head; sl; sl = sl->next) {
-            sl->defrag_flags &= (uint8_t)~SLAB_DF_NOMOVE;
-            sl->later_count = 0;
-        }
-    cache_settle_all(s); /* re-bins the slabs that left the top bin */
-    pthread_mutex_unlock(&s->lock);
-}
-
+/* shrink: all_empty, and refusals are forgotten ("until the cache is shrunk")
+ * unless this thread is inside a pass of this very cache (which fails -EBUSY). */
 static long trigger(struct slab_cache *s, unsigned fill, bool all_empty)
 {
     if (!s)
         return errno = EINVAL, -EINVAL;
     struct defrag_request rq = { .fill_percent = fill > 100 ? 100 : fill, .flush_own_heap = true,
-                                 .release_all_empty = all_empty, .trylock = pass_cache != NULL };
+                                 .release_all_empty = all_empty, .trylock = pass_cache != NULL,
+                                 .forget_refusals = all_empty };
     struct defrag_result res;
     long rc = defrag_pass(s, &rq, &res);
     if (rc < 0)
@@ -500,9 +535,5 @@ long slab_cache_defrag(struct slab_cache *s, unsigned fill_percent)
 
 long slab_cache_shrink(struct slab_cache *s)
 {
-    if (!s)
-        return errno = EINVAL, -EINVAL;
-    if (pass_cache != s)
-        clear_nomove(s);
     return trigger(s, 100, true);
 }

@@ -12,14 +12,17 @@ struct defrag_request {
     bool flush_own_heap;     /* give back the calling thread's slabs first */
     bool release_all_empty;  /* release the empty reserve too (shrink) */
     bool trylock;            /* fail with -EBUSY rather than wait for another pass */
+    bool forget_refusals;    /* clear unmovable marks first (shrink) */
     uint64_t deadline_ns;    /* stop after the slab that crosses it (0: none) */
     uint64_t max_slabs;      /* stop after this many slabs (0: no limit) */
 };
 
 struct defrag_result {
     uint64_t scanned, released; /* slabs frozen / handed back by callbacks */
+    uint64_t emptied;           /* slabs the callbacks emptied (released, or reused
+                                   as destinations): the pass made progress */
     long bytes;                 /* net bytes handed back to the OS */
-    bool more;                  /* stopped by the deadline with candidates left */
+    bool more;                  /* stopped by the deadline or max_slabs (candidates may be left) */
 };
 
 /* One pass; returns res->bytes or a negative errno (-EBUSY, -ENOMEM). */

@@ -142,11 +142,11 @@ static bool backing_off(struct slab_cache *s)
 static void update_backoff(struct slab_cache *s, const struct defrag_result *res)
 {
     pthread_mutex_lock(&bg_lock);
-    if (res->scanned && !res->released) {
+    if (res->scanned && !res->emptied) {
         unsigned f = atomic_load(&s->defrag_fruitless);
         f = f < 6 ? f : 6;
         s->defrag_backoff = 1u << f;
-    } else if (res->released) {
+    } else if (res->emptied) {
         s->defrag_backoff = 0;
     }
     pthread_mutex_unlock(&bg_lock);

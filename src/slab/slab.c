@@ -372,21 +372,27 @@ void cache_listed_maybe_empty(struct slab_cache *s, struct slab *sl)
 }
 
 /* Settle every partial slab (shrink, defrag): empties move to the empty list and
- * bins become exact.  O(partial slabs); not for hot paths. */
-void cache_settle_all(struct slab_cache *s)
+ * bins become exact.  In place: a slab is unlinked only when its bin changes (a
+ * slab moved to a higher bin is met again there, harmlessly: settling is
+ * idempotent).  forget_refusals also clears every unmovable mark and futile-turn
+ * count first ("until the cache is shrunk").  O(partial slabs); not for hot
+ * paths. */
+void cache_settle_all(struct slab_cache *s, bool forget_refusals)
 {
-    struct slab *all = NULL;
-    for (unsigned b = 0; b < PARTIAL_BINS; b++)
-        while (s->partial[b].head) {
-            struct slab *sl = s->partial[b].head;
-            cache_partial_remove(s, sl);
-            sl->next = all;
-            all = sl;
+    for (unsigned b = 0; b < PARTIAL_BINS; b++) {
+        struct slab *next;
+        for (struct slab *sl = s->partial[b].head; sl; sl = next) {
+            next = sl->next;
+            if (forget_refusals) {
+                sl->defrag_flags &= (uint8_t)~SLAB_DF_NOMOVE;
+                sl->later_count = 0;
+            }
+            cache_settle_listed(s, sl);
+            unsigned inuse = slab_inuse(sl);
+            if (sl->list == LIST_PARTIAL && sl->binned_inuse != inuse) {
+                s->partial_inuse = s->partial_inuse - sl->binned_inuse + inuse;
+                sl->binned_inuse = inuse;
+            }
         }
-    while (all) {
-        struct slab *sl = all;
-        all = sl->next;
-        cache_partial_add(s, sl);
-        cache_settle_listed(s, sl);
     }
 }
