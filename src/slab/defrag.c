@@ -244,6 +244,8 @@ static void *dest_alloc(struct pass *p)
             d = p->emptied;
             p->emptied = d->next;
             d->list = LIST_NONE;
+            d->defrag_flags = 0; /* an emptied slab is movable again (slab.c) */
+            d->later_count = 0;
         }
         if (!d) {
             d = slab_new(s);
