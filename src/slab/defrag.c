@@ -10,8 +10,11 @@
  *
  * 2. States a slab passes through in a pass (see internal.h for OWNED/LISTED/FULL):
  *      LISTED (a partial bin) ──freeze──► OWNED by the pass (list = LIST_FROZEN)
- *        ──callbacks──► done list (still frozen) ──end of pass──► empty: released
- *        to the OS (batched) | not empty: back to a bin, or FULL, via cache_put_slab
+ *        ──callbacks──► still in use: done list | empty: emptied list (both
+ *        still frozen) ──(emptied only) may become the destination──►
+ *        ──end of pass──► empty: released to the OS (batched) | not empty: back
+ *        to a bin, or FULL, via cache_put_slab (a destination that fills up
+ *        goes that way at once)
  *    The pass owns its frozen slabs and its current destination slab through a
  *    private struct heap that no thread has: every other thread's free into them is
  *    a remote free (CAS push, accounted when the pass merges it), nobody allocates
