@@ -11,10 +11,9 @@
  * 2. States a slab passes through in a pass (see internal.h for OWNED/LISTED/FULL):
  *      LISTED (a partial bin) ──freeze──► OWNED by the pass (list = LIST_FROZEN)
  *        ──callbacks──► still in use: done list | empty: emptied list (both
- *        still frozen) ──(emptied only) may become the destination──►
- *        ──end of pass──► empty: released to the OS (batched) | not empty: back
- *        to a bin, or FULL, via cache_put_slab (a destination that fills up
- *        goes that way at once)
+ *        still frozen) ──end of pass──► empty: released to the OS (batched) |
+ *        not empty: back to a bin, or FULL, via cache_put_slab (a destination
+ *        that fills up goes that way at once)
  *    The pass owns its frozen slabs and its current destination slab through a
  *    private struct heap that no thread has: every other thread's free into them is
  *    a remote free (CAS push, accounted when the pass merges it), nobody allocates
@@ -24,12 +23,11 @@
  *    the fullest partial slab that is not itself a candidate (fill at or above the
  *    threshold, or unmovable), else a new slab; a frozen slab is never in a bin, so
  *    it can never be a destination (lesson 7), and an unused destination is
- *    released with the emptied slabs.  When no such partial slab exists, a slab
- *    this pass has already emptied (its turn over, kept on p->emptied) is the
- *    next destination before any new slab: its pages are resident and its
- *    objects constructed, so a move costs a copy and no page fault.  At the end
- *    the empty ones are unlinked under one cache->lock and released with one
- *    MADV_DONTNEED per run of adjacent slabs.
+ *    released with the emptied slabs.  A slab the pass has emptied stays frozen
+ *    too (p->emptied) and is never a destination ("a frozen slab gets no
+ *    allocations"), though reusing it would save a new slab's page faults.  At
+ *    the end the empty ones are unlinked under one cache->lock and released
+ *    with one MADV_DONTNEED per run of adjacent slabs.
 
  * 3. What the owner may do in a callback: allocate and free objects of any cache
  *    (frees into frozen slabs land on their remote stacks), take its own locks.
@@ -49,8 +47,8 @@
  *    it empties or slab_cache_shrink clears the marks.  A turn after which the
  *    slab is still in use (LATER, DONT_KNOW, a kick that freed nothing) counts in
  *    slab->later_count; at 3 (illumos' KMEM_DISBELIEF) it is treated as NO.  A
- *    pass that emptied no slab (released or reused as a destination) raises the
- *    cache's back-off (defrag_bg.c skips it for 1, 2, 4 .. 64 rounds).
+ *    pass that emptied no slab raises the cache's back-off (defrag_bg.c skips
+ *    it for 1, 2, 4 .. 64 rounds).
  *
  * 6. Observability.  dstat: passes, scanned (slabs frozen), freed (slabs
  *    released), kicked / moved / refused objects, bytes released, and one counter
@@ -77,7 +75,7 @@ struct pass {
     struct heap owner;         /* identity owning frozen and destination slabs */
     struct slab *dest;         /* current destination slab (move protocol) */
     struct slab *done;         /* slabs whose turn is over, still frozen (chained by next) */
-    struct slab *emptied;      /* such slabs with no object left: next destinations */
+    struct slab *emptied;      /* such slabs with no object left */
     size_t nr_frozen;          /* slabs on done + emptied + dest (sizes the release batch) */
     uint64_t nr_emptied;       /* slabs whose turn left them empty */
     void **vec;                /* objects of the slab being vacated */
@@ -240,16 +238,6 @@ static void *dest_alloc(struct pass *p)
             p->nr_frozen++;
         }
         pthread_mutex_unlock(&s->lock);
-        if (!d && p->emptied) {
-            /* A slab this pass emptied: its pages are resident and its objects
-             * constructed, so moving into it costs no page fault, and it is
-             * one slab fewer to give back.  It had its turn: no second one. */
-            d = p->emptied;
-            p->emptied = d->next;
-            d->list = LIST_NONE;
-            d->defrag_flags = 0; /* an emptied slab is movable again (slab.c) */
-            d->later_count = 0;
-        }
         if (!d) {
             d = slab_new(s);
             if (!d) {

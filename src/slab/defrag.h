@@ -19,8 +19,7 @@ struct defrag_request {
 
 struct defrag_result {
     uint64_t scanned, released; /* slabs frozen / handed back by callbacks */
-    uint64_t emptied;           /* slabs the callbacks emptied (released, or reused
-                                   as destinations): the pass made progress */
+    uint64_t emptied;           /* slabs the callbacks emptied: the pass made progress */
     long bytes;                 /* net bytes handed back to the OS */
     bool more;                  /* stopped by the deadline or max_slabs (candidates may be left) */
 };

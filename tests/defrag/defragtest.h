@@ -33,7 +33,6 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
-#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -260,50 +259,18 @@ static inline void owner_pass_begin(struct owner *o)
     pthread_mutex_unlock(&o->lock);
 }
 
-struct dt_source {
-    uintptr_t base; /* slab of an `old` object */
-    size_t call;    /* index of that move call in the pass */
-};
-
-static inline int dt_cmp_source(const void *a, const void *b)
-{
-    const struct dt_source *x = a, *y = b;
-    if (x->base != y->base)
-        return x->base < y->base ? -1 : 1;
-    return (x->call > y->call) - (x->call < y->call);
-}
-
-/* Lesson 7: no `new` of the pass lies in a slab the pass was still vacating —
- * no move call after it takes an `old` object from that slab — so no object is
- * moved into a slab that must be emptied, and none moves twice in one pass.
- * (A slab whose turn is over and that the pass emptied may be a destination:
- * it has nothing left to vacate.) */
+/* No `new` of the pass lies in a slab whose objects the pass was vacating. */
 static inline void owner_pass_check(struct owner *o, const char *when)
 {
     pthread_mutex_lock(&o->lock);
-    size_t n = o->n_old < o->n_new ? o->n_old : o->n_new;
-    struct dt_source *src = dt_calloc(n ? n : 1, sizeof *src);
-    for (size_t i = 0; i < n; i++)
-        src[i] = (struct dt_source){ o->old_bases[i], i };
-    qsort(src, n, sizeof *src, dt_cmp_source);
-    for (size_t i = 0; i < n; i++) {
+    qsort(o->old_bases, o->n_old, sizeof(uintptr_t), dt_cmp_ptr);
+    for (size_t i = 0; i < o->n_new; i++) {
         uintptr_t b = o->new_bases[i];
-        /* The last call that took an old object from slab b. */
-        size_t lo = 0, hi = n;
-        while (lo < hi) {
-            size_t mid = lo + (hi - lo) / 2;
-            if (src[mid].base <= b)
-                lo = mid + 1;
-            else
-                hi = mid;
-        }
-        bool later_source = lo > 0 && src[lo - 1].base == b && src[lo - 1].call > i;
-        CHECK(!later_source,
-              "%s: move call %zu got a new object in slab %#lx, which the same pass was "
-              "still vacating (call %zu took an old object from it)",
-              when, i, (unsigned long)b, lo > 0 ? src[lo - 1].call : 0);
+        CHECK(bsearch(&b, o->old_bases, o->n_old, sizeof(uintptr_t), dt_cmp_ptr) == NULL,
+              "%s: the move callback got a new object in slab %#lx, which the same pass was "
+              "vacating (a frozen slab)",
+              when, (unsigned long)b);
     }
-    free(src);
     pthread_mutex_unlock(&o->lock);
 }
 

@@ -6,10 +6,8 @@
  * 30 rounds on one cache of 64 B objects (63 per slab) and one of 256 B (15):
  * random frees and allocations (seeded; the seed is printed on failure), then
  * one slab_cache_defrag with a fill threshold cycling through 25, 50, 75 and
- * 100%.  For every pass: no `new` object lies in a slab from which a later
- * move call of the pass takes an `old` one (slab base = pointer &
- * ~(slab_size - 1)) — a slab the pass has emptied may receive objects, a slab
- * it is still vacating never; slabs
+ * 100%.  For every pass: the slabs of all `old` objects and the slabs of all
+ * `new` objects are disjoint (slab base = pointer & ~(slab_size - 1)); slabs
  * after <= slabs before; every object is intact and referenced once;
  * objects_active == the owner's count; the cache validates.
  */
