@@ -10,10 +10,9 @@
  *
  * 2. States a slab passes through in a pass (see internal.h for OWNED/LISTED/FULL):
  *      LISTED (a partial bin) ──freeze──► OWNED by the pass (list = LIST_FROZEN)
- *        ──callbacks──► still in use: done list | empty: emptied list (both
- *        still frozen) ──end of pass──► empty: released to the OS (batched) |
- *        not empty: back to a bin, or FULL, via cache_put_slab (a destination
- *        that fills up goes that way at once)
+ *        ──callbacks──► done list (still frozen) ──end of pass──► empty: released
+ *        to the OS (batched) | not empty: back to a bin, or FULL, via cache_put_slab
+ *        (a destination that fills up goes that way at once)
  *    The pass owns its frozen slabs and its current destination slab through a
  *    private struct heap that no thread has: every other thread's free into them is
  *    a remote free (CAS push, accounted when the pass merges it), nobody allocates
@@ -24,7 +23,7 @@
  *    threshold, or unmovable), else a new slab; a frozen slab is never in a bin, so
  *    it can never be a destination (lesson 7), and an unused destination is
  *    released with the emptied slabs.  A slab the pass has emptied stays frozen
- *    too (p->emptied) and is never a destination ("a frozen slab gets no
+ *    on the done list and is never a destination ("a frozen slab gets no
  *    allocations"), though reusing it would save a new slab's page faults.  At
  *    the end the empty ones are unlinked under one cache->lock and released
  *    with one MADV_DONTNEED per run of adjacent slabs.
@@ -75,8 +74,7 @@ struct pass {
     struct heap owner;         /* identity owning frozen and destination slabs */
     struct slab *dest;         /* current destination slab (move protocol) */
     struct slab *done;         /* slabs whose turn is over, still frozen (chained by next) */
-    struct slab *emptied;      /* such slabs with no object left */
-    size_t nr_frozen;          /* slabs on done + emptied + dest (sizes the release batch) */
+    size_t nr_frozen;          /* slabs on done + dest (sizes the release batch) */
     uint64_t nr_emptied;       /* slabs whose turn left them empty */
     void **vec;                /* objects of the slab being vacated */
     uint64_t *bitmap;          /* free objects of that slab */
@@ -329,13 +327,9 @@ static void vacate_by_evict(struct pass *p, struct slab *sl, int nr)
 static void end_turn(struct pass *p, struct slab *sl)
 {
     slab_merge_remote(p->s, sl);
-    if (slab_inuse(sl) == 0) {
-        sl->next = p->emptied;
-        p->emptied = sl;
+    if (slab_inuse(sl) == 0)
         p->nr_emptied++;
-        return;
-    }
-    if (++sl->later_count >= DEFRAG_DISBELIEF)
+    else if (++sl->later_count >= DEFRAG_DISBELIEF)
         sl->defrag_flags |= SLAB_DF_NOMOVE;
     sl->next = p->done;
     p->done = sl;
@@ -397,26 +391,23 @@ static void pass_finish(struct pass *p)
     /* Emptied slabs go back to the OS at the end of the pass, the rest to the
      * partial lists (unmovable ones to the top bin). */
     struct os_slab_ref *refs = malloc((p->nr_frozen ? p->nr_frozen : 1) * sizeof *refs);
-    struct slab *lists[2] = { p->done, p->emptied };
-    p->done = p->emptied = NULL;
-    size_t nrefs = 0;
-    for (int l = 0; l < 2; l++) {
-        if (refs) {
-            nrefs += unfreeze_all(p, lists[l], refs + nrefs);
-            continue;
-        }
-        struct os_slab_ref one; /* no memory for the batch: release one by one */
-        while (lists[l]) {
-            struct slab *sl = lists[l];
-            lists[l] = sl->next;
+    struct slab *done = p->done;
+    p->done = NULL;
+    if (refs) {
+        size_t nrefs = unfreeze_all(p, done, refs);
+        if (nrefs)
+            os_slab_free_batch(refs, nrefs, s->slab_shift);
+        free(refs);
+    } else { /* no memory for the batch: release one by one */
+        while (done) {
+            struct slab *sl = done;
+            struct os_slab_ref one;
+            done = sl->next;
             sl->next = NULL;
             if (unfreeze_all(p, sl, &one))
                 os_slab_free(one.base, s->slab_shift, one.seg);
         }
     }
-    if (nrefs)
-        os_slab_free_batch(refs, nrefs, s->slab_shift);
-    free(refs);
     pthread_mutex_lock(&s->lock);
     s->retired_allocs += atomic_load_explicit(&p->owner.allocs, relaxed);
     s->retired_frees += atomic_load_explicit(&p->owner.frees, relaxed);

@@ -277,7 +277,7 @@ long cache_release_empty(struct slab_cache *s, unsigned keep);   /* cache->lock 
 unsigned empty_reserve(const struct slab_cache *s);             /* empty slabs a cache keeps */
 void cache_settle_listed(struct slab_cache *s, struct slab *sl); /* cache->lock held */
 void cache_listed_maybe_empty(struct slab_cache *s, struct slab *sl); /* no lock held */
-void cache_settle_all(struct slab_cache *s, bool forget_refusals);                      /* cache->lock held */
+void cache_settle_all(struct slab_cache *s, bool forget_refusals); /* cache->lock held */
 void cache_link_slab(struct slab_cache *s, struct slab *sl);     /* cache->lock held */
 void cache_unlink_slab(struct slab_cache *s, struct slab *sl);   /* cache->lock held */
 void cache_partial_add(struct slab_cache *s, struct slab *sl);   /* cache->lock held */
