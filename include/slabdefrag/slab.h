@@ -203,8 +203,8 @@ int slab_cache_set_move(struct slab_cache *s, slab_move_fn move, void *arg);
  * partial slabs each (also when other threads' frees empty those slabs: they
  * go back when their thread next needs a slab of the cache, calls
  * slab_cache_shrink, or exits).
- *   slab_cache_defrag(s, fill%)  one pass over slabs below fill% (100: every
- *                                partial slab); also releases empty slabs.
+ *   slab_cache_defrag(s, fill%)  one pass over slabs below fill% (0..100; 100: every
+ *                                partial slab; over 100: -EINVAL); also releases empty slabs.
  *   slab_cache_shrink(s)         releases every empty slab, clears unmovable marks,
  *                                and defragments every partial slab (fill 100%).
  *   slab_reclaim(bytes)          all caches, most reclaimable first (empty slabs,

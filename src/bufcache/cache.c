@@ -17,7 +17,8 @@
  *    (bh_cache_acquire/release: one cache for the process, created with the
  *    first bcache and destroyed with the last).
  * 4. Invariants: checked by bcache_validate(), see below.
- * 5. Numbers.  Defaults: memory_limit 64 MiB (minimum 64 KiB), dirty_expire_ms
+ * 5. Numbers.  Defaults: memory_limit 64 MiB (minimum 64 KiB, maximum 8 TiB =
+ *    BC_MAX_PAGES pages: above it EINVAL at once), dirty_expire_ms
  *    3000, dirty_limit_percent 20; background writeback above half the dirty limit.
  * 6. Observability.  bcache_get_stats().
  */
@@ -114,8 +115,8 @@ static int config_apply(struct bcache *bc, const struct bcache_config *cfg)
     if (limit < BCACHE_MIN_MEMORY_LIMIT || pct > 100)
         return -EINVAL;
     uint64_t pages = limit / BC_PAGE_SIZE;
-    if (pages >= UINT32_MAX)
-        return -EINVAL;
+    if (pages > BC_MAX_PAGES)
+        return -EINVAL; /* page numbers and the index's bucket count are 32-bit */
     bc->memory_limit = limit;
     bc->dirty_expire_ms = cfg && cfg->dirty_expire_ms ? cfg->dirty_expire_ms : 3000;
     bc->dirty_limit_percent = pct;

@@ -64,6 +64,8 @@
 #define BC_PAGE_SHIFT 12u
 #define BC_PAGE_SIZE  (1u << BC_PAGE_SHIFT)
 #define BC_NONE       UINT32_MAX /* "no page" in uint32 page links */
+#define BC_MAX_PAGES  (UINT32_C(1) << 31) /* most pages a cache may hold (8 TiB): the
+                                             index's power-of-two bucket count fits 32 bits */
 
 /* ---- page descriptor ---------------------------------------------------- */
 

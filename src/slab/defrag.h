@@ -28,4 +28,9 @@ struct defrag_result {
 long defrag_pass(struct slab_cache *s, const struct defrag_request *rq, struct defrag_result *res);
 uint64_t defrag_now_ns(void);
 
+/* defrag_bg.c: the live cache named `name`, pinned against slab_cache_destroy
+ * until cache_unpin (NULL: no such cache, or it is being destroyed). */
+struct slab_cache *cache_find_pinned(const char *name);
+void cache_unpin(struct slab_cache *s);
+
 #endif

@@ -9,10 +9,13 @@
  *    the bg_state fields that are not atomics.  Order: cache_list_lock, then
  *    bg_lock; a pass (defrag.c) runs with neither held.
  * 3. References.  A reclaimer pins each cache it will visit (pins++ under
- *    cache_list_lock + bg_lock, skipping dying caches); slab_cache_destroy marks the
- *    cache dying and waits for pins to drop to 0 (slab_defrag_forget) before it
- *    frees anything.  So a reclaimer never touches a destroyed cache.  Callbacks
- *    must therefore not destroy caches (documented in slab.h).
+ *    cache_list_lock + bg_lock, skipping dying caches); so does the stats
+ *    endpoint for the cache a request names (cache_find_pinned/cache_unpin).
+ *    slab_cache_destroy takes the cache off the list, marks it dying and waits
+ *    for pins to drop to 0 (slab_defrag_forget) before it frees anything.  So a
+ *    reclaimer never touches a destroyed cache, and a request naming a cache
+ *    being destroyed finds none.  Callbacks must therefore not destroy caches
+ *    (documented in slab.h).
  * 4. Policy and numbers (defaults in slab.h's struct slab_defrag_policy):
  *    - a cache is worth a pass when it has callbacks, is not backing off, wastes
  *      at least min_waste_bytes (256 KiB) in its partial slabs, and those free
@@ -76,12 +79,36 @@ static size_t pin_all(struct slab_cache ***out)
 
 static void unpin_all(struct slab_cache **v, size_t n)
 {
-    pthread_mutex_lock(&bg_lock);
     for (size_t i = 0; i < n; i++)
-        if (--v[i]->pins == 0)
-            pthread_cond_broadcast(&pins_cond);
-    pthread_mutex_unlock(&bg_lock);
+        cache_unpin(v[i]);
     free(v);
+}
+
+/* The live cache named `name`, pinned (NULL if none, or if it is being
+ * destroyed): a request from outside (the stats endpoint) may work on it until
+ * cache_unpin, and slab_cache_destroy waits for that. */
+struct slab_cache *cache_find_pinned(const char *name)
+{
+    struct slab_cache *found = NULL;
+    pthread_mutex_lock(&cache_list_lock);
+    pthread_mutex_lock(&bg_lock);
+    for (struct slab_cache *s = cache_list_head(); s && name; s = s->next_cache)
+        if (!s->dying && strcmp(s->name, name) == 0) {
+            s->pins++;
+            found = s;
+            break;
+        }
+    pthread_mutex_unlock(&bg_lock);
+    pthread_mutex_unlock(&cache_list_lock);
+    return found;
+}
+
+void cache_unpin(struct slab_cache *s)
+{
+    pthread_mutex_lock(&bg_lock);
+    if (--s->pins == 0)
+        pthread_cond_broadcast(&pins_cond);
+    pthread_mutex_unlock(&bg_lock);
 }
 
 void slab_defrag_forget(struct slab_cache *s)

@@ -65,7 +65,7 @@ int slab_stats_find_socket(pid_t pid, char *buf, size_t size)
     if (pid <= 0 || stat(proc, &st) != 0)
         return errno = ESRCH, -ESRCH;
     unsigned long uids[2] = { (unsigned long)st.st_uid, (unsigned long)geteuid() };
-    const char *xdg = getenv("XDG_RUNTIME_DIR");
+    const char *xdg = secure_getenv("XDG_RUNTIME_DIR");
     bool too_long = false;
     for (int k = 0; k < 7; k++) {
         int n;

@@ -47,10 +47,10 @@
  *      of no cache, a PERCENT that is not 0..100 all get an error reply; cache
  *      names are never echoed, so replies need no escaping;
  *    - out of memory for a reply closes that connection, nothing else.
- *    Known limit: a cache destroyed while a shrink/defrag request on it runs is
- *    a use-after-free, as for any thread calling slab_cache_find/shrink (the
- *    reclaimer's pins are private to defrag_bg.c); "shrink" with no cache name
- *    uses slab_reclaim, which pins.
+ *    - a shrink/defrag request pins the cache it names (cache_find_pinned, as
+ *      slab_reclaim pins every cache it visits): slab_cache_destroy of that
+ *      cache waits until the pass ends, and a cache being destroyed is "no
+ *      such cache".
  * 6. Observability.  The endpoint is the observability; slab_stats_socket_path()
  *    tells where it is.
  */
@@ -76,6 +76,7 @@
 #include <slabdefrag/slab.h>
 #include <slabdefrag/stats.h>
 
+#include "defrag.h"
 #include "stats_sock.h"
 
 #define STATS_LINE_MAX SLAB_STATS_LINE_MAX
@@ -182,12 +183,25 @@ static int parse_percent(const char *s)
     return *end || v > 100 ? -1 : (int)v;
 }
 
+/* Run a shrink (percent < 0) or a defrag pass on the cache named `name`, pinned
+ * so that a concurrent slab_cache_destroy waits for the pass to end. */
+static char *run_on_cache(const char *name, int percent)
+{
+    struct slab_cache *s = cache_find_pinned(name);
+    if (!s)
+        return reply_error("no such cache");
+    char *reply = percent < 0 ? reply_bytes(slab_cache_shrink(s), "slab_cache_shrink")
+                              : reply_bytes(slab_cache_defrag(s, (unsigned)percent),
+                                            "slab_cache_defrag");
+    cache_unpin(s);
+    return reply;
+}
+
 static char *handle_shrink(char *args)
 {
     if (!*args)
         return reply_bytes(slab_reclaim(SIZE_MAX), "slab_reclaim");
-    struct slab_cache *s = slab_cache_find(args);
-    return s ? reply_bytes(slab_cache_shrink(s), "slab_cache_shrink") : reply_error("no such cache");
+    return run_on_cache(args, -1);
 }
 
 static char *handle_defrag(char *args)
@@ -199,9 +213,7 @@ static char *handle_defrag(char *args)
     if (pct < 0)
         return reply_error("PERCENT must be an integer from 0 to 100");
     *sp = '\0';
-    struct slab_cache *s = slab_cache_find(trim(args));
-    return s ? reply_bytes(slab_cache_defrag(s, (unsigned)pct), "slab_cache_defrag")
-             : reply_error("no such cache");
+    return run_on_cache(trim(args), pct);
 }
 
 /* The reply to one request line (NUL-terminated, newline removed); NULL only
@@ -473,7 +485,7 @@ static bool usable_xdg_dir(const char *xdg)
 static int default_path(char *buf, size_t size)
 {
     char dir[SUN_PATH_MAX];
-    const char *xdg = getenv("XDG_RUNTIME_DIR");
+    const char *xdg = secure_getenv("XDG_RUNTIME_DIR");
     int n = usable_xdg_dir(xdg) ? snprintf(dir, sizeof dir, "%s/slabdefrag", xdg)
                                 : snprintf(dir, sizeof dir, "/tmp/slabdefrag-%lu",
                                            (unsigned long)geteuid());
@@ -675,10 +687,10 @@ const char *slab_stats_socket_path(void)
 /* SLABDEFRAG_STATS=1: serve from the start (SLABDEFRAG_STATS_SOCKET picks the path). */
 static void stats_autostart(void)
 {
-    const char *on = getenv("SLABDEFRAG_STATS");
+    const char *on = secure_getenv("SLABDEFRAG_STATS");
     if (!on || strcmp(on, "1") != 0)
         return;
-    const char *path = getenv("SLABDEFRAG_STATS_SOCKET");
+    const char *path = secure_getenv("SLABDEFRAG_STATS_SOCKET");
     int rc = slab_stats_serve_start(path && *path ? path : NULL);
     if (rc < 0)
         fprintf(stderr, "slabdefrag: stats endpoint not started: %s\n", strerror(-rc));
