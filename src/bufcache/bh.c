@@ -532,3 +532,14 @@ void bh_mark_dirty(struct buffer_head *pub)
     if (atomic_load_explicit(&bc->nr_dirty, memory_order_relaxed) > bc->dirty_limit_pages)
         balance_dirty_pages(bc, m);
 }
+
+/* Fork (registry.c): the buffer_head cache lock is held across fork(). */
+void bh_cache_fork_lock(void)
+{
+    pthread_mutex_lock(&bh_cache_lock);
+}
+
+void bh_cache_fork_unlock(void)
+{
+    pthread_mutex_unlock(&bh_cache_lock);
+}

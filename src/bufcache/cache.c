@@ -13,6 +13,8 @@
  * 2. Locking.  See internal.h for the order.  Statistics are per-thread-slot
  *    relaxed atomics (16 cache-line slots chosen round-robin per thread), so the
  *    hit path shares no counter line between threads.
+ *    Every live cache is in registry.c's list, whose fork hooks hold its
+ *    mutexes across fork() (the child forgets the flusher).
  * 3. References.  The cache owns the buffer_head slab cache reference
  *    (bh_cache_acquire/release: one cache for the process, created with the
  *    first bcache and destroyed with the last).
@@ -169,6 +171,10 @@ struct bcache *bcache_create(const struct bcache_config *cfg)
     init_locks(bc);
     if ((err = flusher_start(bc)) != 0)
         goto fail_locks;
+    if ((err = bc_registry_add_cache(bc)) != 0) {
+        flusher_stop(bc);
+        goto fail_locks;
+    }
     return bc;
 fail_locks:
     destroy_locks(bc);
@@ -203,6 +209,7 @@ int bcache_destroy(struct bcache *bc)
         errno = EBUSY;
         return -EBUSY;
     }
+    bc_registry_remove_cache(bc); /* the fork hooks no longer see it */
     flusher_stop(bc);
     int ret = 0;
     for (;;) {

@@ -235,6 +235,7 @@ struct bcache {
     pthread_cond_t flush_cond;
     bool flush_stop;               /* flush_lock */
     bool flush_kicked;             /* flush_lock */
+    bool flusher_gone;             /* forked child: no flusher thread (flush_lock) */
 
     uint64_t t0_ns;                /* creation time (CLOCK_MONOTONIC) */
     struct bc_stat_slot stats[BC_STAT_SLOTS];
@@ -326,6 +327,8 @@ void page_update_uptodate(struct bc_page *p);
 
 int bh_cache_acquire(struct bcache *bc);
 void bh_cache_release(struct bcache *bc);
+void bh_cache_fork_lock(void);   /* the buffer_head cache lock, across fork (registry.c) */
+void bh_cache_fork_unlock(void);
 /* The ring of a pinned page, building it if needed.  NULL + ENOMEM. */
 struct bh_impl *page_buffers(struct bcache *bc, struct bc_page *p);
 /* Build a new page's ring (not yet visible to anyone); -ENOMEM. */
@@ -379,6 +382,7 @@ void balance_dirty_pages(struct bcache *bc, struct bdev_map *m);
 int flusher_start(struct bcache *bc);
 void flusher_stop(struct bcache *bc);
 void flusher_kick(struct bcache *bc);
+void flusher_forget_in_child(struct bcache *bc); /* fork child, flush_lock held */
 
 /* errseq (Linux lib/errseq.c semantics) */
 void errseq_set(_Atomic uint32_t *eseq, int err);
@@ -396,5 +400,12 @@ void page_evict_frozen(struct bcache *bc, struct bc_page *p);
 /* Drop every page of a map (last close); -EBUSY if a buffer head is referenced. */
 int map_drop_pages(struct bcache *bc, struct bdev_map *m);
 int map_count_user_refs(struct bcache *bc, struct bdev_map *m);
+
+/* ---- registry.c: live caches and handles (fork hooks, double close) ------------------- */
+
+int bc_registry_add_cache(struct bcache *bc);
+void bc_registry_remove_cache(struct bcache *bc);
+int bc_registry_add_handle(struct bdev *h);
+void bc_registry_take_handle(struct bdev *h); /* close begins; aborts if h is not open */
 
 #endif /* SLABDEFRAG_BUFCACHE_INTERNAL_H */

@@ -5,8 +5,12 @@
  *    cache list and owns a unique id in [0, SLAB_MAX_CACHES) that indexes each
  *    thread's heap table; ids are reused after destroy (heap.c handles orphans).
  * 2. Locking.  cache_list_lock protects: the cache list, the id bitmap, the
- *    ring of recently destroyed names.  Order: cache_list_lock before any
- *    cache->lock.
+ *    ring of recently destroyed names, the list generation.  Order:
+ *    cache_list_lock before any cache->lock.  destroy_rw: each destroy holds it
+ *    for reading from start to end.  Fork (fork.h): destroy_rw is taken for
+ *    writing (FORK_ORDER_DESTROY: destroys in flight finish, new ones wait);
+ *    every live cache's lock is held across fork() (FORK_ORDER_CACHES), after
+ *    cache_list_lock (taken by defrag_bg.c's hook).
  * 3. Layout of an object slot (stride bytes):
  *      [object][debug red zone][free pointer]   when the free pointer is outside
  *      [free pointer | rest of object]          otherwise (it overlays a free object)
@@ -28,6 +32,7 @@
  *    reading the freed cache.  A second destroy after the address was reused by
  *    a new cache cannot be told apart from destroying the new one.
  */
+#define _GNU_SOURCE
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,11 +42,20 @@
 
 #include "internal.h"
 #include "debug.h"
+#include "defrag.h"
+#include "fork.h"
 #include "stats_sock.h"
 
 pthread_mutex_t cache_list_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct slab_cache *cache_list;
 static uint64_t id_used[SLAB_MAX_CACHES / 64];
+static unsigned long list_gen; /* caches created so far (fork.h: FORK_ORDER_DEFRAG) */
+/* Held for reading by each slab_cache_destroy, for writing across fork(), so a
+ * child never inherits a destroy half done (FORK_ORDER_DESTROY).  Writers first:
+ * a stream of destroys cannot hold a fork off. */
+static pthread_rwlock_t destroy_rw = PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP;
+
+unsigned long cache_list_generation(void) { return list_gen; }
 
 static size_t round_up(size_t x, size_t a) { return (x + a - 1) & ~(a - 1); }
 
@@ -137,6 +151,7 @@ struct slab_cache *slab_cache_create(const char *name, size_t size, size_t align
     int id = alloc_id();
     if (id >= 0) {
         s->id = (unsigned)id;
+        list_gen++;
         s->next_cache = cache_list;
         if (cache_list)
             cache_list->prev_cache = s;
@@ -213,6 +228,7 @@ void slab_cache_destroy(struct slab_cache *s)
 {
     if (!s)
         return;
+    pthread_rwlock_rdlock(&destroy_rw);
     cache_unlist(s);
     slab_defrag_forget(s);
     heap_orphan_all(s);
@@ -234,6 +250,7 @@ void slab_cache_destroy(struct slab_cache *s)
     pthread_mutex_destroy(&s->lock);
     pthread_mutex_destroy(&s->defrag_lock);
     free(s);
+    pthread_rwlock_unlock(&destroy_rw);
 }
 
 struct slab_cache *cache_list_head(void) { return cache_list; }
@@ -269,4 +286,39 @@ const char *slabdefrag_version(void)
 #else
     return "0.1.0";
 #endif
+}
+
+/* Fork (FORK_ORDER_CACHES): every live cache's lock, in list order.  The
+ * FORK_ORDER_DEFRAG hook already holds cache_list_lock, so the list is stable. */
+static void fork_prepare(void)
+{
+    for (struct slab_cache *s = cache_list; s; s = s->next_cache)
+        pthread_mutex_lock(&s->lock);
+}
+
+static void fork_release(void)
+{
+    for (struct slab_cache *s = cache_list; s; s = s->next_cache)
+        pthread_mutex_unlock(&s->lock);
+}
+
+static void fork_prepare_destroy(void) { pthread_rwlock_wrlock(&destroy_rw); }
+static void fork_parent_destroy(void) { pthread_rwlock_unlock(&destroy_rw); }
+
+/* A fresh lock, not an unlock: readers of the parent that were waiting are
+ * counted inside the rwlock, and they do not exist here. */
+static void fork_child_destroy(void)
+{
+    pthread_rwlockattr_t attr;
+    pthread_rwlockattr_init(&attr);
+    pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&destroy_rw, &attr);
+    pthread_rwlockattr_destroy(&attr);
+}
+
+__attribute__((constructor)) static void fork_register(void)
+{
+    slab_fork_register(fork_prepare_destroy, fork_parent_destroy, fork_child_destroy,
+                       FORK_ORDER_DESTROY);
+    slab_fork_register(fork_prepare, fork_release, fork_release, FORK_ORDER_CACHES);
 }

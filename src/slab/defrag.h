@@ -33,4 +33,7 @@ uint64_t defrag_now_ns(void);
 struct slab_cache *cache_find_pinned(const char *name);
 void cache_unpin(struct slab_cache *s);
 
+/* cache.c: changes with every cache created (cache_list_lock held). */
+unsigned long cache_list_generation(void);
+
 #endif

@@ -31,7 +31,12 @@
  *    space in partial slabs of caches with callbacks) and runs full passes (fill
  *    100%) on them, most reclaimable first, until the target is met.  A cache
  *    with nothing reclaimable costs one locked read of three counters.
- * 5. Observability.  slab_defrag_get_status: rounds, steps, cpu_ns, wall_ns,
+ * 5. Fork (fork.h, FORK_ORDER_DEFRAG).  Before fork every live cache is pinned
+ *    and its defrag_lock taken (no pass is half done in the child), then
+ *    cache_list_lock and bg_lock.  In the child the pins (of threads that are
+ *    gone) are reset and the background defragmenter is stopped: status
+ *    running = 0, and slab_defrag_start starts a new one.
+ * 6. Observability.  slab_defrag_get_status: rounds, steps, cpu_ns, wall_ns,
  *    longest_step_ns (CPU time of the longest step: the work the defragmenter
  *    controls), longest_step_wall_ns (including preemption), bytes_released,
  *    psi_wakeups.
@@ -46,6 +51,7 @@
 #include <unistd.h>
 
 #include "defrag.h"
+#include "fork.h"
 
 static pthread_mutex_t bg_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t pins_cond = PTHREAD_COND_INITIALIZER;
@@ -414,4 +420,77 @@ int slab_defrag_get_status(struct slab_defrag_status *out)
     out->bytes_released = atomic_load(&bg.bytes);
     out->psi_wakeups = atomic_load(&bg.psi_wakeups);
     return 0;
+}
+
+/* ---- fork ------------------------------------------------------------------------ */
+
+/* Before fork (FORK_ORDER_DEFRAG): pin every live cache and take its defrag_lock
+ * (so no pass is half done), then cache_list_lock and bg_lock.  The defrag
+ * locks are taken without cache_list_lock held, because a pass's callbacks may
+ * create or look up caches; a cache created meanwhile (generation changed)
+ * means going again.  Held until the parent/child hook. */
+static struct {
+    struct slab_cache **v;
+    size_t n;
+} forking;
+
+static void fork_unlock_defrag(void)
+{
+    for (size_t i = forking.n; i-- > 0;)
+        pthread_mutex_unlock(&forking.v[i]->defrag_lock);
+}
+
+static void fork_prepare(void)
+{
+    for (;;) {
+        pthread_mutex_lock(&cache_list_lock);
+        unsigned long gen = cache_list_generation();
+        pthread_mutex_unlock(&cache_list_lock);
+        forking.n = pin_all(&forking.v);
+        for (size_t i = 0; i < forking.n; i++)
+            pthread_mutex_lock(&forking.v[i]->defrag_lock);
+        pthread_mutex_lock(&cache_list_lock);
+        if (cache_list_generation() == gen)
+            break;
+        pthread_mutex_unlock(&cache_list_lock);
+        fork_unlock_defrag();
+        unpin_all(forking.v, forking.n);
+    }
+    pthread_mutex_lock(&bg_lock);
+}
+
+static void fork_parent(void)
+{
+    pthread_mutex_unlock(&bg_lock);
+    pthread_mutex_unlock(&cache_list_lock);
+    fork_unlock_defrag();
+    unpin_all(forking.v, forking.n);
+    forking.v = NULL;
+}
+
+/* The child has one thread: every pin belonged to a thread that is not there
+ * (or to fork_prepare), and the background defragmenter is not running. */
+static void fork_child(void)
+{
+    for (struct slab_cache *s = cache_list_head(); s; s = s->next_cache)
+        s->pins = 0;
+    pthread_cond_init(&pins_cond, NULL);
+    if (bg.running) {
+        close(bg.stop_pipe[0]);
+        close(bg.stop_pipe[1]);
+        if (bg.psi_fd >= 0)
+            close(bg.psi_fd);
+        bg.stop_pipe[0] = bg.stop_pipe[1] = bg.psi_fd = -1;
+        bg.running = false;
+    }
+    pthread_mutex_unlock(&bg_lock);
+    pthread_mutex_unlock(&cache_list_lock);
+    fork_unlock_defrag();
+    free(forking.v);
+    forking.v = NULL;
+}
+
+__attribute__((constructor)) static void fork_register(void)
+{
+    slab_fork_register(fork_prepare, fork_parent, fork_child, FORK_ORDER_DEFRAG);
 }

@@ -23,8 +23,9 @@
  *    the wake pipe, join, close everything, unlink the path if it is still our
  *    inode.  At exit the same, but joining waits at most 2 s (a request blocked
  *    in a move callback must not hang exit); the path is unlinked regardless.
- *    In a forked child (pthread_atfork) the thread does not exist: the child
- *    closes its copies of the fds and forgets the endpoint without unlinking.
+ *    In a forked child (fork.h, FORK_ORDER_STATSD: srv.lock is held across
+ *    fork) the thread does not exist: the child closes its copies of the fds
+ *    and forgets the endpoint without unlinking.
  * 4. Security checks.  Default directory: created 0700; if it exists it must be
  *    a directory (lstat: no symlink), owned by our euid, with no group/other bit.
  *    Socket file: 0600 (for a caller-chosen path in a shared directory there is a
@@ -77,6 +78,7 @@
 #include <slabdefrag/stats.h>
 
 #include "defrag.h"
+#include "fork.h"
 #include "stats_sock.h"
 
 #define STATS_LINE_MAX SLAB_STATS_LINE_MAX
@@ -593,7 +595,7 @@ static void fork_child(void)
 static void register_hooks(void)
 {
     atexit(at_exit);
-    pthread_atfork(fork_prepare, fork_parent, fork_child);
+    slab_fork_register(fork_prepare, fork_parent, fork_child, FORK_ORDER_STATSD);
 }
 
 static int start_locked(const char *path)
