@@ -1,0 +1,132 @@
+/*
+ * fork_busy: fork() while threads read, dirty and write back blocks through a
+ * buffer cache under memory pressure (the flusher and reclaim run), open and
+ * close handles, and create and destroy caches.  Every child creates its own
+ * cache, opens the image, reads and writes blocks, syncs, closes and destroys
+ * (the buffer_head cache, the registries and the slab core must all be free
+ * in the child), and exits 0.  The parent waits at most 60 s for each child,
+ * then kills it and fails.  Forks: 100 (50 under sanitizers).
+ * TEST_LABELS: stress
+ */
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "bctest.h"
+
+#define IMG_BLOCKS 512
+
+static char img[256], img2[256];
+static struct bcache *bc;
+static struct bdev *dev;
+static _Atomic bool stop;
+
+static void *io_loop(void *arg)
+{
+    uint64_t rng = (uintptr_t)arg * 0x9e3779b97f4a7c15ull | 1;
+    while (!atomic_load(&stop)) {
+        uint64_t b = xorshift64(&rng) % IMG_BLOCKS;
+        struct buffer_head *bh = bh_read(dev, b);
+        CHECK(bh != NULL, "bh_read: %s", strerror(errno));
+        if (xorshift64(&rng) % 4 == 0) {
+            bh_lock(bh);
+            ((unsigned char *)bh->b_data)[1] ^= 1;
+            bh_mark_dirty(bh);
+            bh_unlock(bh);
+        }
+        bh_put(bh);
+    }
+    return NULL;
+}
+
+static void *open_loop(void *unused)
+{
+    while (!atomic_load(&stop)) {
+        struct bcache *c = xbcache(1 << 20, 0, 0);
+        struct bdev *d = xopen(c, img2, 1024, O_RDONLY);
+        struct buffer_head *bh = bh_read(d, 7);
+        CHECK(bh != NULL, "bh_read: %s", strerror(errno));
+        bh_put(bh);
+        CHECK(bdev_close(d) == 0, "close");
+        CHECK(bcache_destroy(c) == 0, "destroy");
+    }
+    return unused;
+}
+
+static void child_main(void)
+{
+    struct bcache *c = bcache_create(NULL);
+    if (!c)
+        _exit(3);
+    struct bdev *d = bdev_open(c, img2, 4096, O_RDWR);
+    if (!d)
+        _exit(4);
+    for (uint64_t b = 0; b < 16; b++) {
+        struct buffer_head *bh = bh_read(d, b);
+        if (!bh)
+            _exit(5);
+        bh_lock(bh);
+        bh_mark_dirty(bh); /* same bytes: the image stays as it was */
+        bh_unlock(bh);
+        bh_put(bh);
+    }
+    if (bdev_sync(d) != 0 || bdev_close(d) != 0 || bcache_destroy(c) != 0)
+        _exit(6);
+    _exit(0);
+}
+
+static int wait_child(pid_t pid, double secs)
+{
+    double end = now_seconds() + secs;
+    for (;;) {
+        int status;
+        pid_t r = waitpid(pid, &status, WNOHANG);
+        CHECK(r >= 0, "waitpid: %s", strerror(errno));
+        if (r == pid)
+            return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        if (now_seconds() > end) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            return -1;
+        }
+        nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    int forks = argc > 1 ? atoi(argv[1]) : under_sanitizer() ? 50 : 100;
+    image_create(img, IMG_BLOCKS * 4096, 11);
+    image_create(img2, 64 * 4096, 12);
+    bc = xbcache(256 << 10, 5, 10); /* an eighth of the image: reclaim runs */
+    dev = xopen(bc, img, 4096, O_RDWR);
+    pthread_t t[3];
+    for (int i = 0; i < 2; i++)
+        CHECK(pthread_create(&t[i], NULL, io_loop, (void *)(uintptr_t)(i + 1)) == 0, "thread");
+    CHECK(pthread_create(&t[2], NULL, open_loop, NULL) == 0, "thread");
+    int failed = 0;
+    for (int i = 0; i < forks && !failed; i++) {
+        pid_t pid = fork();
+        CHECK(pid >= 0, "fork: %s", strerror(errno));
+        if (pid == 0)
+            child_main();
+        int rc = wait_child(pid, 60);
+        if (rc != 0) {
+            fprintf(stderr, "fork %d: child %s (status %d)\n", i, rc < 0 ? "hung" : "failed", rc);
+            failed = 1;
+        }
+    }
+    atomic_store(&stop, true);
+    for (int i = 0; i < 3; i++)
+        pthread_join(t[i], NULL);
+    CHECK(bdev_close(dev) == 0, "close");
+    CHECK(bcache_destroy(bc) == 0, "destroy");
+    image_remove(img);
+    image_remove(img2);
+    CHECK(!failed, "a child could not use the buffer cache after fork");
+    fprintf(stderr, "%d forks, every child completed\n", forks);
+    return 0;
+}
