@@ -287,11 +287,9 @@ struct bh_impl *page_buffers(struct bcache *bc, struct bc_page *p)
     if (ring)
         return ring;
     size_t bytes = page_nr_blocks(page_map(p), p) * bc->bh_size;
-    for (unsigned fruitless = 0; !mem_try_charge(bc, bytes);) {
-        if (!reclaim_some(bc) && ++fruitless >= 3) {
-            errno = ENOMEM;
-            return NULL;
-        }
+    if (!mem_charge_reclaiming(bc, bytes)) {
+        errno = ENOMEM;
+        return NULL;
     }
     page_lock(p);
     ring = atomic_load_explicit(&p->buffers, memory_order_acquire);

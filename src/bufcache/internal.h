@@ -395,6 +395,16 @@ bool mem_try_charge(struct bcache *bc, size_t bytes);
 void mem_uncharge(struct bcache *bc, size_t bytes);
 /* Evict a few unreferenced pages (writing dirty ones first); returns pages evicted. */
 unsigned reclaim_some(struct bcache *bc);
+/* Charge bytes that are not a frame: release warm free frames, then evict, as
+ * needed; false only when reclaim finds nothing to free (all pinned by users). */
+bool mem_charge_reclaiming(struct bcache *bc, size_t bytes);
+/* Test-only: after_sweep runs after each sweep of reclaim_some that evicted
+ * nothing (clock_lock held), so a test can change the world between sweeps. */
+struct reclaim_test_hooks {
+    void (*after_sweep)(struct bcache *bc, unsigned attempt, void *arg);
+    void *arg;
+};
+void reclaim_set_test_hooks(const struct reclaim_test_hooks *hooks); /* NULL: none */
 /* Evict a frozen, locked, clean page; unlocks it and frees it to the warm list. */
 void page_evict_frozen(struct bcache *bc, struct bc_page *p);
 /* Drop every page of a map (last close); -EBUSY if a buffer head is referenced. */
