@@ -13,9 +13,11 @@
  *    thread-safe; a pass's callbacks run on this thread).
  * 2. Locking.  srv.lock protects: running, owner, thread, path, the fds' creation
  *    and teardown (start, stop, fork child, exit).  The client table belongs to
- *    the server thread alone.  The thread never holds srv.lock, and it calls the
- *    slab API only between I/O calls, so it holds no allocator lock while it
- *    waits (replies are computed in full, into memory, before any send()).
+ *    the server thread, which holds serve_lock whenever it works on it (all but
+ *    its poll()), so that fork() copies a consistent table.  The thread never
+ *    holds srv.lock, and it calls the slab API only between I/O calls, so it
+ *    holds no allocator lock while it waits (replies are computed in full, into
+ *    memory, before any send()).  Order: srv.lock, serve_lock, slab locks.
  * 3. Socket lifecycle.  start: make the private directory (default path), refuse
  *    a path where a live server answers, unlink a stale socket, bind, chmod 0600,
  *    listen, remember the socket's inode, start the thread (with every signal
@@ -102,6 +104,7 @@ struct conn {
 
 static struct server {
     pthread_mutex_t lock;
+    pthread_mutex_t serve_lock; /* held by the server thread while it works */
     bool running;
     pid_t owner;
     pthread_t thread;
@@ -110,7 +113,8 @@ static struct server {
     ino_t sock_ino;
     char path[SUN_PATH_MAX];
     struct conn conns[STATS_MAX_CLIENTS]; /* server thread only */
-} srv = { .lock = PTHREAD_MUTEX_INITIALIZER, .listen_fd = -1, .wake_rd = -1, .wake_wr = -1 };
+} srv = { .lock = PTHREAD_MUTEX_INITIALIZER, .serve_lock = PTHREAD_MUTEX_INITIALIZER,
+        .listen_fd = -1, .wake_rd = -1, .wake_wr = -1 };
 
 static int64_t now_ms(void)
 {
@@ -449,14 +453,18 @@ static void *server_main(void *unused)
             break; /* cannot happen with valid arguments; leave rather than spin */
         if (n > 0 && pfd[0].revents)
             break;
+        pthread_mutex_lock(&srv.serve_lock);
         now = now_ms();
         service_conns(pfd + 2, n > 0, now);
         if (n > 0 && pfd[1].revents)
             accept_paused_until = accept_all(now);
+        pthread_mutex_unlock(&srv.serve_lock);
     }
+    pthread_mutex_lock(&srv.serve_lock);
     for (int i = 0; i < STATS_MAX_CLIENTS; i++)
         if (srv.conns[i].state != CONN_FREE)
             conn_close(&srv.conns[i]);
+    pthread_mutex_unlock(&srv.serve_lock);
     return NULL;
 }
 
@@ -573,8 +581,19 @@ static int start_thread(void)
 }
 
 static void at_exit(void);
-static void fork_prepare(void) { pthread_mutex_lock(&srv.lock); }
-static void fork_parent(void) { pthread_mutex_unlock(&srv.lock); }
+/* srv.lock, then serve_lock: the server thread is between two polls, so its
+ * connection table is consistent when fork() copies it. */
+static void fork_prepare(void)
+{
+    pthread_mutex_lock(&srv.lock);
+    pthread_mutex_lock(&srv.serve_lock);
+}
+
+static void fork_parent(void)
+{
+    pthread_mutex_unlock(&srv.serve_lock);
+    pthread_mutex_unlock(&srv.lock);
+}
 
 /* In the child the server thread does not exist: drop our copies of its fds. */
 static void fork_child(void)
@@ -589,6 +608,7 @@ static void fork_child(void)
         close_server_fds();
         srv.running = false;
     }
+    pthread_mutex_unlock(&srv.serve_lock);
     pthread_mutex_unlock(&srv.lock);
 }
 

@@ -98,7 +98,7 @@ static int wait_child(pid_t pid, double secs)
 
 int main(int argc, char **argv)
 {
-    int forks = argc > 1 ? atoi(argv[1]) : under_sanitizer() ? 50 : 100;
+    int forks = argc > 1 ? atoi(argv[1]) : 100;
     image_create(img, IMG_BLOCKS * 4096, 11);
     image_create(img2, 64 * 4096, 12);
     bc = xbcache(256 << 10, 5, 10); /* an eighth of the image: reclaim runs */

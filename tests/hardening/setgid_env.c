@@ -94,7 +94,9 @@ int main(int argc, char **argv)
     ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
     CHECK(n > 0, "readlink");
     self[n] = '\0';
-    snprintf(dir, sizeof dir, "%s/setgid-env-XXXXXX", dirname(strdup(self)));
+    char parent[PATH_MAX];
+    snprintf(parent, sizeof parent, "%s", self);
+    snprintf(dir, sizeof dir, "%s/setgid-env-XXXXXX", dirname(parent));
     CHECK(mkdtemp(dir) != NULL, "mkdtemp: %s", strerror(errno));
     chmod(dir, 0755);
     snprintf(copy, sizeof copy, "%s/prog", dir);
