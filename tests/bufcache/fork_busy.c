@@ -9,11 +9,8 @@
  * TEST_LABELS: stress
  */
 #include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
-#include <sys/wait.h>
-#include <time.h>
 
 #include "bctest.h"
 
@@ -78,24 +75,6 @@ static void child_main(void)
     _exit(0);
 }
 
-static int wait_child(pid_t pid, double secs)
-{
-    double end = now_seconds() + secs;
-    for (;;) {
-        int status;
-        pid_t r = waitpid(pid, &status, WNOHANG);
-        CHECK(r >= 0, "waitpid: %s", strerror(errno));
-        if (r == pid)
-            return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-        if (now_seconds() > end) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &status, 0);
-            return -1;
-        }
-        nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
-    }
-}
-
 int main(int argc, char **argv)
 {
     int forks = argc > 1 ? atoi(argv[1]) : 100;
@@ -107,18 +86,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < 2; i++)
         CHECK(pthread_create(&t[i], NULL, io_loop, (void *)(uintptr_t)(i + 1)) == 0, "thread");
     CHECK(pthread_create(&t[2], NULL, open_loop, NULL) == 0, "thread");
-    int failed = 0;
-    for (int i = 0; i < forks && !failed; i++) {
-        pid_t pid = fork();
-        CHECK(pid >= 0, "fork: %s", strerror(errno));
-        if (pid == 0)
-            child_main();
-        int rc = wait_child(pid, 60);
-        if (rc != 0) {
-            fprintf(stderr, "fork %d: child %s (status %d)\n", i, rc < 0 ? "hung" : "failed", rc);
-            failed = 1;
-        }
-    }
+    int failed = fork_many(forks, child_main, 60) != 0;
     atomic_store(&stop, true);
     for (int i = 0; i < 3; i++)
         pthread_join(t[i], NULL);

@@ -115,6 +115,18 @@ static void case_warm_frames(void)
     teardown();
 }
 
+/* A page of the image that is not cached (PAGES if all are). */
+static uint64_t uncached_page(void)
+{
+    for (uint64_t pg = 0; pg < PAGES; pg++) {
+        struct bc_page *p = page_lookup(bc, dev->map, pg);
+        if (!p)
+            return pg;
+        page_put(p);
+    }
+    return PAGES;
+}
+
 static struct bc_page *transient;
 static int hook_calls;
 
@@ -139,14 +151,7 @@ static void case_transient_pin(void)
             y = pg; /* referenced, no buffer head held: as inside bh_read */
     CHECK(y < PAGES, "nothing cached");
     unsigned pinned = pin_all_but(y);
-    uint64_t miss = PAGES; /* a page not cached */
-    for (uint64_t pg = 0; pg < PAGES && miss == PAGES; pg++) {
-        struct bc_page *p = page_lookup(bc, dev->map, pg);
-        if (p)
-            page_put(p);
-        else
-            miss = pg;
-    }
+    uint64_t miss = uncached_page();
     CHECK(miss < PAGES, "every page cached (%u pinned)", pinned);
     eat_headroom();
     static const struct reclaim_test_hooks hooks = { drop_transient, NULL };
@@ -166,14 +171,7 @@ static void case_transient_pin(void)
             CHECK((held[pg] = bh_read(dev, pg * 4)) != NULL, "pin");
         page_put(p);
     }
-    miss = PAGES;
-    for (uint64_t pg = 0; pg < PAGES && miss == PAGES; pg++) {
-        struct bc_page *p = page_lookup(bc, dev->map, pg);
-        if (p)
-            page_put(p);
-        else
-            miss = pg;
-    }
+    miss = uncached_page();
     page_release_free_frames(bc, SIZE_MAX);
     eat_headroom();
     errno = 0;
