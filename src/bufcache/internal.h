@@ -29,6 +29,8 @@
  *    map->dirty_lock: the map's dirty list (dirty_prev/next, dirtied_at,
  *      PG_ON_LIST).  bc->free_lock: free lists (free_next) and nr_inited growth.
  *    bc->clock_lock: the clock hand.  bc->lock: the map list, handles.
+ *    registry.c: registry_lock (live caches) and handles_lock (live handles,
+ *    taken under bc->lock); its fork hooks hold every mutex above across fork().
  * 3. References (the one paragraph).  The index holds one reference on every
  *    cached page.  Every other reference is temporary and counted in
  *    page->refcount: a lookup takes one with get-unless-zero (0 means free or
