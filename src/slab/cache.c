@@ -105,7 +105,7 @@ struct slab_cache *slab_cache_create(const char *name, size_t size, size_t align
         errno = EINVAL;
         return NULL;
     }
-    struct slab_cache *s = calloc(1, sizeof *s);
+    struct slab_cache *s = meta_alloc(sizeof *s);
     if (!s) {
         errno = ENOMEM;
         return NULL;
@@ -119,7 +119,7 @@ struct slab_cache *slab_cache_create(const char *name, size_t size, size_t align
     s->ctor = ctor;
     s->secret = random_secret();
     if (cache_compute_layout(s, ctor || (s->flags & SLAB_DEBUG_FLAGS)) != 0) {
-        free(s);
+        meta_free(s, sizeof *s);
         errno = EINVAL;
         return NULL;
     }
@@ -136,7 +136,7 @@ struct slab_cache *slab_cache_create(const char *name, size_t size, size_t align
     }
     pthread_mutex_unlock(&cache_list_lock);
     if (id < 0) {
-        free(s);
+        meta_free(s, sizeof *s);
         errno = ENOMEM;
         return NULL;
     }
@@ -179,7 +179,7 @@ void slab_cache_destroy(struct slab_cache *s)
     cache_unlist(s);
     pthread_mutex_destroy(&s->lock);
     pthread_mutex_destroy(&s->defrag_lock);
-    free(s);
+    meta_free(s, sizeof *s);
 }
 
 struct slab_cache *cache_list_head(void) { return cache_list; }

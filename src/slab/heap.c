@@ -47,7 +47,7 @@ static void thread_exit_flush(void *unused)
         tls_heaps[i] = NULL;
         if (h->cache)
             heap_retire(h);
-        free(h);
+        meta_free(h, sizeof *h);
     }
     pthread_mutex_unlock(&heaps_lock);
 }
@@ -70,13 +70,13 @@ struct heap *heap_get(struct slab_cache *s)
         return h;
     if (h) { /* orphan of a destroyed cache that had this id */
         pthread_mutex_lock(&heaps_lock);
-        free(h);
+        meta_free(h, sizeof *h);
         tls_heaps[s->id] = NULL;
         pthread_mutex_unlock(&heaps_lock);
     }
     pthread_once(&exit_key_once, make_exit_key);
     pthread_setspecific(exit_key, (void *)1);
-    h = calloc(1, sizeof *h);
+    h = meta_alloc(sizeof *h);
     if (!h)
         return NULL;
     h->cache = s;
@@ -194,7 +194,7 @@ void heap_orphan_all(struct slab_cache *s)
     struct heap *mine = tls_heaps[s->id];
     if (mine && mine->cache == NULL) {
         tls_heaps[s->id] = NULL;
-        free(mine);
+        meta_free(mine, sizeof *mine);
     }
     pthread_mutex_unlock(&heaps_lock);
 }

@@ -308,7 +308,12 @@ extern pthread_mutex_t cache_list_lock;
 int cache_compute_layout(struct slab_cache *s, bool fp_outside);
 struct slab_cache *cache_list_head(void); /* cache_list_lock held */
 
-/* os.c */
+/* meta.c: the core's own zeroed allocator (never libc malloc: see meta.c) */
+void *meta_alloc(size_t size);
+void meta_free(void *p, size_t size);
+void meta_fork_prepare(void);
+void meta_fork_parent(void);
+void meta_fork_child(void);
 
 /* defrag_bg.c */
 void slab_defrag_forget(struct slab_cache *s); /* destroy: wait until no reclaimer uses s */

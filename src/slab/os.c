@@ -102,12 +102,12 @@ static struct segment *segment_new(struct pool *p, unsigned shift)
         memset(seg, 0, sizeof *seg);
         seg->base = base;
     } else {
-        seg = calloc(1, sizeof *seg);
+        seg = meta_alloc(sizeof *seg);
         if (!seg)
             return NULL;
         seg->base = map_aligned_segment();
         if (!seg->base) {
-            free(seg);
+            meta_free(seg, sizeof *seg);
             return NULL;
         }
     }

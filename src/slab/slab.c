@@ -148,7 +148,7 @@ static uint64_t thread_random(void)
  * object comes from is unpredictable, so heap-layout attacks lose their aim. */
 static void *build_random_freelist(struct slab_cache *s, struct slab *sl)
 {
-    unsigned *order = malloc(sizeof *order * s->objects);
+    unsigned *order = meta_alloc(sizeof *order * s->objects);
     if (!order)
         return build_freelist(s, sl);
     for (unsigned i = 0; i < s->objects; i++)
@@ -165,7 +165,7 @@ static void *build_random_freelist(struct slab_cache *s, struct slab *sl)
         fp_set(s, obj, next);
         next = obj;
     }
-    free(order);
+    meta_free(order, sizeof *order * s->objects);
     return next;
 }
 
