@@ -139,6 +139,8 @@ static void round_trip(struct slab_cache *s, int cross_thread)
 
 int main(void)
 {
+    /* This test checks the reserve rule of immediate return: decay off. */
+    slab_set_purge_delay(0);
     struct slab_cache *s = slab_cache_create("mem-returned", OBJ_SIZE, 0, 0, NULL);
     CHECK(s != NULL, "create: %s", strerror(errno));
     round_trip(s, 0);
