@@ -84,8 +84,10 @@ const char *slab_cache_name(const struct slab_cache *s);
  * after its last free.  The purge thread also gives back the slabs of threads
  * that made no call on a cache for that long.  The delay is
  * SLABDEFRAG_PURGE_MS (milliseconds) in the environment, or the value set here
- * (which wins); default 500.  0 hands every empty slab beyond a reserve of two
- * per cache back at once.  slab_cache_shrink, slab_cache_defrag, slab_reclaim
+ * (which wins); default 500.  0 hands every empty slab the cache holds, beyond
+ * a reserve of two, back at once; slabs that a live thread owns (it allocated
+ * from them) and other threads emptied go back when that thread next needs a
+ * slab, or when the purge thread finds it idle (about a second).  slab_cache_shrink, slab_cache_defrag, slab_reclaim
  * and memory pressure release empty slabs at once whatever the delay.
  * slab_set_purge_delay: 0, or -EINVAL (errno EINVAL) above one hour.
  */
