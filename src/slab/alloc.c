@@ -2,8 +2,8 @@
  * slab/alloc.c — slab_alloc: the fast path and the refill (slow) path.
  *
  * Fast path: enter the calling thread's heap (heap.c's handshake: two plain
- * stores and a load), pop heap->freelist (the active slab's free objects),
- * leave.  No atomic read-modify-write and no shared cache line: the heap belongs
+ * stores and a load), pop heap->freelist (the active slab's free objects) or
+ * else heap->lfree (objects this thread freed into its other slabs), leave.  No atomic read-modify-write and no shared cache line: the heap belongs
  * to this thread.
  *
  * Refill (heap_refill in heap.c), in order of cost:
@@ -35,6 +35,23 @@ static inline void *heap_pop(struct slab_cache *s, struct heap *h)
     return obj;
 }
 
+/* From the heap's cache of freed objects: they span slabs, so the check is that
+ * the next link points into slab memory of this cache's slab size (the segment
+ * map indexed modulo its size: a forged link outside the address space lands on
+ * an entry that is almost surely 0 or another size, and is caught as well). */
+static inline void *heap_pop_lfree(struct slab_cache *s, struct heap *h)
+{
+    void *obj = h->lfree;
+    void *next = fp_get(s, obj);
+    uintptr_t seg = ((uintptr_t)next >> SEGMENT_SHIFT) & (SEGMAP_ENTRIES - 1);
+    if (unlikely(next && atomic_load_explicit(&segmap[seg], relaxed) != s->slab_shift))
+        slab_report_corrupt_freelist(s, obj, next);
+    h->lfree = next;
+    h->nlfree--;
+    counter_inc(&h->allocs);
+    return obj;
+}
+
 static __attribute__((noinline)) void *slab_alloc_slow(struct slab_cache *s, void *caller)
 {
     struct heap *h = heap_get(s);
@@ -44,12 +61,18 @@ static __attribute__((noinline)) void *slab_alloc_slow(struct slab_cache *s, voi
     }
     if (!heap_enter(h))
         heap_wait_thief(h);
-    if (!h->freelist && !heap_refill(s, h)) {
+    void *obj;
+    if (h->freelist) {
+        obj = heap_pop(s, h);
+    } else if (h->lfree) {
+        obj = heap_pop_lfree(s, h);
+    } else if (heap_refill(s, h)) {
+        obj = heap_pop(s, h);
+    } else {
         heap_leave(h);
         errno = ENOMEM;
         return NULL;
     }
-    void *obj = heap_pop(s, h);
     heap_leave(h);
     if (unlikely(s->flags & SLAB_DEBUG_FLAGS))
         debug_on_alloc(s, obj, caller);
@@ -61,11 +84,18 @@ void *slab_alloc(struct slab_cache *s)
     struct heap *h = tls_heaps[s->id];
     if (likely(h != NULL)) {
         bool entered = heap_enter(h);
-        if (likely(entered && h->freelist != NULL && !(s->flags & SLAB_DEBUG_FLAGS))) {
-            void *obj = heap_pop(s, h);
+        if (likely(entered && !(s->flags & SLAB_DEBUG_FLAGS))) {
+            void *obj;
+            if (likely(h->freelist != NULL))
+                obj = heap_pop(s, h);
+            else if (h->lfree != NULL)
+                obj = heap_pop_lfree(s, h);
+            else
+                goto slow;
             heap_leave(h);
             return obj;
         }
+    slow:
         heap_leave(h);
     }
     return slab_alloc_slow(s, __builtin_return_address(0));

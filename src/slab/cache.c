@@ -60,6 +60,7 @@ int cache_compute_layout(struct slab_cache *s, bool fp_outside)
         if ((n >= 8 && waste * 8 <= bytes) || (shift == SLAB_MAX_SHIFT && n >= 1)) {
             s->slab_shift = shift;
             s->objects = (unsigned)n;
+            s->objects_span = n * s->stride;
             s->stride_recip = ((UINT64_C(1) << 40) + s->stride - 1) / s->stride;
             return 0;
         }

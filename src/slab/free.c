@@ -10,9 +10,11 @@
  * 2. Paths, by who owns the object's slab (see internal.h for the states); the
  *    first two run inside the caller's heap_enter/heap_leave:
  *      this thread's active slab   push on heap->freelist (plain stores);
- *      another slab this heap owns push on slab->freelist (plain stores; one
- *                                  compare of slab->owner decides), whatever
- *                                  its fill (heap_free_local, heap.c);
+ *      another slab this heap owns push on heap->lfree, the thread's cache of
+ *                                  freed objects (plain stores; one compare of
+ *                                  slab->owner decides), whatever the slab's
+ *                                  fill; a full lfree goes back into its slabs
+ *                                  (heap_free_local, heap.c);
  *      OWNED by another heap, ARMED (it is on its owner's full list): CAS
  *                                  ARMED → FREEING, push the object onto the
  *                                  owner's heap->delayed, set NORMAL;
@@ -79,7 +81,7 @@ static inline struct slab *slab_checked(struct slab_cache *s, void *obj, unsigne
         report_foreign(s, obj);
     uintptr_t off = (uintptr_t)obj - (uintptr_t)sl - s->first_offset;
     unsigned idx = slab_index(s, sl, obj);
-    if (unlikely(off >= (uintptr_t)s->objects * s->stride || (uintptr_t)idx * s->stride != off))
+    if (unlikely(off >= s->objects_span || (uintptr_t)idx * s->stride != off))
         slab_report_bad_free(s, obj, "misaligned", " (not the start of an object)");
     *idx_out = idx;
     return sl;
@@ -196,30 +198,26 @@ static __attribute__((noinline)) void slab_free_other(struct slab_cache *s, stru
     }
 }
 
-void slab_free(struct slab_cache *s, void *obj)
+/* Debug mode, or a thief holds this thread's heap: the general path. */
+static __attribute__((noinline)) void slab_free_checked(struct slab_cache *s, struct slab *sl, void *obj,
+                                                        unsigned idx, void *caller)
 {
-    if (unlikely(obj == NULL))
-        return;
-    unsigned idx;
-    struct slab *sl = slab_checked(s, obj, &idx);
     if (unlikely(s->flags & SLAB_DEBUG_FLAGS))
-        debug_on_free(s, sl, obj, __builtin_return_address(0));
+        debug_on_free(s, sl, obj, caller);
     struct heap *h = tls_heaps[s->id];
-    if (likely(h != NULL)) {
-        if (unlikely(!heap_enter(h)))
+    if (h) {
+        if (!heap_enter(h))
             heap_wait_thief(h);
-        if (likely(sl == h->active)) {
-            if (unlikely(obj == h->freelist || h->nfree >= s->objects || on_remote_top(sl, idx)))
-                slab_report_bad_free(s, obj, "double free", " (object already free)");
-            fp_set(s, obj, h->freelist);
-            h->freelist = obj;
-            h->nfree++;
-            counter_inc(&h->frees);
-            heap_leave(h);
-            return;
-        }
-        if (atomic_load_explicit(&sl->owner, relaxed) == h) {
-            heap_free_local(s, h, sl, obj);
+        if (sl == h->active || atomic_load_explicit(&sl->owner, relaxed) == h) {
+            if (sl == h->active) {
+                if (unlikely(obj == h->freelist || h->nfree >= s->objects || on_remote_top(sl, idx)))
+                    slab_report_bad_free(s, obj, "double free", " (object already free)");
+                fp_set(s, obj, h->freelist);
+                h->freelist = obj;
+                h->nfree++;
+            } else {
+                heap_free_local(s, h, sl, obj);
+            }
             counter_inc(&h->frees);
             heap_leave(h);
             return;
@@ -227,4 +225,47 @@ void slab_free(struct slab_cache *s, void *obj)
         heap_leave(h);
     }
     slab_free_other(s, sl, obj, idx);
+}
+
+/* A full lfree: back into the slabs, then this object onto it. */
+static __attribute__((noinline)) void lfree_spill(struct slab_cache *s, struct heap *h, void *obj)
+{
+    heap_lfree_flush(s, h);
+    fp_set(s, obj, NULL);
+    h->lfree = obj;
+    h->nlfree = 1;
+    counter_inc(&h->frees);
+    heap_leave(h);
+}
+
+void slab_free(struct slab_cache *s, void *obj)
+{
+    if (unlikely(obj == NULL))
+        return;
+    unsigned idx;
+    struct slab *sl = slab_checked(s, obj, &idx);
+    struct heap *h = tls_heaps[s->id];
+    if (unlikely(h == NULL || (s->flags & SLAB_DEBUG_FLAGS) || !heap_enter(h)))
+        return slab_free_checked(s, sl, obj, idx, __builtin_return_address(0));
+    if (likely(sl == h->active)) {
+        if (unlikely(obj == h->freelist || h->nfree >= s->objects || on_remote_top(sl, idx)))
+            slab_report_bad_free(s, obj, "double free", " (object already free)");
+        fp_set(s, obj, h->freelist);
+        h->freelist = obj;
+        h->nfree++;
+    } else if (likely(atomic_load_explicit(&sl->owner, relaxed) == h)) {
+        /* Into the heap's cache of freed objects; full: back to their slabs. */
+        if (unlikely(obj == h->lfree))
+            slab_report_bad_free(s, obj, "double free", " (object already free)");
+        if (unlikely(h->nlfree >= HEAP_LFREE_MAX))
+            return lfree_spill(s, h, obj);
+        fp_set(s, obj, h->lfree);
+        h->lfree = obj;
+        h->nlfree++;
+    } else {
+        heap_leave(h);
+        return slab_free_other(s, sl, obj, idx);
+    }
+    counter_inc(&h->frees);
+    heap_leave(h);
 }

@@ -9,6 +9,12 @@
  *                    h->freelist (nfree of them), not in the slab;
  *      h->partial    slabs with free objects (at most HEAP_EMPTY_KEEP of them
  *                    empty: a slab that empties beyond that goes to the cache);
+ *      h->lfree      not a slab: up to HEAP_LFREE_MAX objects this thread freed into
+ *                    its non-active slabs, kept for its next allocations (a thread
+ *                    cache, as jemalloc's tcache): a free into a random owned slab
+ *                    and the allocation after it touch no slab list.  Their slabs
+ *                    still count them as allocated; heap_lfree_flush gives them
+ *                    back when lfree is full and before any slab leaves the heap.
  *      h->full       slabs that had no free object when they stopped being active;
  *                    their delayed-free bits are ARMED (internal.h), so the first
  *                    remote free into one lands on h->delayed and the owner, which
@@ -41,7 +47,8 @@
  *    h->delayed).  slab_cache_destroy orphans the heaps of live threads: they are
  *    emptied and heap->cache = NULL; the owning thread frees an orphan when it
  *    next looks its table up for that id, or when it exits.
- * 4. Invariants.  h->nfree == |h->freelist|; the active slab's own freelist is
+ * 4. Invariants.  h->nfree == |h->freelist|; h->nlfree == |h->lfree| and every
+ *    object on it lies in a slab h owns; the active slab's own freelist is
  *    NULL and its inuse is recomputed as objects - nfree when it stops being
  *    active; a slab on h->partial has freelist != NULL; a slab on h->full has an
  *    empty freelist and may have remote frees and delayed objects waiting.
@@ -221,6 +228,27 @@ static void heap_drain_delayed(struct slab_cache *s, struct heap *h, bool as_own
     }
 }
 
+/* Every object on h->lfree back into its slab (all owned by h: a slab leaves the
+ * heap only after this ran, and never empties while lfree holds its objects). */
+void heap_lfree_flush(struct slab_cache *s, struct heap *h)
+{
+    void *obj = h->lfree;
+    h->lfree = NULL;
+    h->nlfree = 0;
+    while (obj) {
+        void *next = fp_get(s, obj);
+        struct slab *sl = (struct slab *)((uintptr_t)obj & ~(uintptr_t)(slab_bytes(s) - 1));
+        if (sl == h->active) {
+            fp_set(s, obj, h->freelist);
+            h->freelist = obj;
+            h->nfree++;
+        } else {
+            heap_free_local(s, h, sl, obj);
+        }
+        obj = next;
+    }
+}
+
 void heap_free_local(struct slab_cache *s, struct heap *h, struct slab *sl, void *obj)
 {
     unsigned inuse = slab_inuse(sl);
@@ -272,6 +300,7 @@ bool heap_refill(struct slab_cache *s, struct heap *h)
 void heap_flush(struct heap *h)
 {
     struct slab_cache *s = h->cache;
+    heap_lfree_flush(s, h);
     struct slab *sl = heap_detach_active(h);
     if (sl)
         cache_put_slab(s, sl);
@@ -393,6 +422,8 @@ void heap_orphan_all(struct slab_cache *s)
         s->retired_frees += atomic_load_explicit(&h->frees, relaxed);
         h->freelist = NULL;
         h->nfree = 0;
+        h->lfree = NULL;
+        h->nlfree = 0;
         h->active = NULL;
         h->partial = (struct slab_list){ 0 };
         h->full = (struct slab_list){ 0 };

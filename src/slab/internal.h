@@ -56,7 +56,8 @@
  * the whole stack at once (exchange), never one element.
  *
  * Invariants (a slab with owner view `inuse` and remote count `r`):
- *   objects allocated to users = inuse - r - (its objects on the owner's delayed stack)
+ *   objects allocated to users = inuse - r - (its objects on the owner's delayed
+ *   stack) - (its objects on the owner's lfree cache)
  *   objects_per_slab = inuse + |freelist|  (for the active slab: + h->nfree instead)
  *   0 <= r <= inuse
  *   ARMED or FREEING  =>  state OWNED, slab on its owner's full list
@@ -86,6 +87,7 @@
 #define SLAB_MAX_CACHES 512
 #define SLAB_MAGIC      0x51ab5eedu
 #define HEAP_EMPTY_KEEP 1 /* empty slabs a heap keeps on its partial list */
+#define HEAP_LFREE_MAX 64 /* objects a heap caches from its non-active slabs (heap.c) */
 #define CACHE_EMPTY_RESERVE 2 /* empty slabs a cache keeps before returning them to the OS */
 #define PARTIAL_BINS 8 /* partial slabs binned by fill, in eighths (slab.c) */
 
@@ -164,6 +166,9 @@ struct slab {
 struct heap {
     void *freelist;            /* active slab's free objects */
     unsigned nfree;            /* length of freelist */
+    void *lfree;               /* objects freed by this thread into its other owned
+                                  slabs, not yet given back to them (a thread cache) */
+    unsigned nlfree;           /* length of lfree, <= HEAP_LFREE_MAX */
     _Atomic unsigned in_op;    /* owner: inside an allocator call on this heap */
     _Atomic unsigned stolen;   /* a thief holds (or is trying to hold) this heap */
     struct slab *active;
@@ -188,6 +193,7 @@ struct slab_cache {
     size_t stride;             /* distance between objects */
     size_t fp_offset;          /* free pointer offset within an object slot */
     size_t first_offset;       /* offset of object 0 from the slab base */
+    size_t objects_span;       /* objects * stride: offsets of objects lie below it */
     unsigned objects;          /* objects_per_slab */
     unsigned slab_shift;
     uint64_t stride_recip;     /* ceil(2^40 / stride): index = (off * recip) >> 40 */
@@ -335,7 +341,19 @@ struct os_slab_ref {
     struct segment *seg;
 };
 void os_slab_free_batch(struct os_slab_ref *refs, size_t n, unsigned shift);
-unsigned os_segment_slab_shift(const void *p); /* 0: not in any segment */
+/* The segment map: one byte per possible segment of the 47-bit user address
+ * space (32 MiB of virtual memory, resident only where segments exist), the slab
+ * shift of the segment there or 0.  Inline: every slab_free looks it up. */
+#define ADDRESS_BITS 47
+#define SEGMAP_ENTRIES ((size_t)1 << (ADDRESS_BITS - SEGMENT_SHIFT))
+extern _Atomic uint8_t segmap[SEGMAP_ENTRIES];
+static inline unsigned os_segment_slab_shift(const void *p) /* 0: not in any segment */
+{
+    uintptr_t a = (uintptr_t)p;
+    if (unlikely(a >> ADDRESS_BITS))
+        return 0;
+    return atomic_load_explicit(&segmap[a >> SEGMENT_SHIFT], relaxed);
+}
 
 /* slab.c: slab lifecycle, cache lists (callers hold cache->lock where said) */
 struct slab *slab_new(struct slab_cache *s);                    /* no lock held */
@@ -363,6 +381,7 @@ struct heap *heap_get(struct slab_cache *s);          /* this thread's heap, cre
 void heap_wait_thief(struct heap *h);                 /* owner: heap_enter failed; wait, re-enter */
 bool heap_refill(struct slab_cache *s, struct heap *h); /* owner, entered: h->freelist non-empty */
 void heap_free_local(struct slab_cache *s, struct heap *h, struct slab *sl, void *obj); /* owner, sl OWNED by h */
+void heap_lfree_flush(struct slab_cache *s, struct heap *h);  /* owner/thief: lfree back into its slabs */
 void heap_flush(struct heap *h);                      /* owner or thief: give every slab back */
 void heap_flush_own(struct slab_cache *s);            /* the calling thread's heap of s, if any */
 unsigned heap_flush_idle(struct slab_cache *s, bool only_idle); /* thief: flush other threads' heaps */
