@@ -87,6 +87,15 @@ static int alloc_id(void)
     return -1;
 }
 
+/* The per-thread cache of freed objects (heap.c's lfree) holds small objects
+ * while decay is on: with decay off memory must go back at once, and a cached
+ * large object would pin a large slab (and hide a double free of it). */
+static void cache_update_lfree(struct slab_cache *s)
+{
+    bool on = s->size <= HEAP_LFREE_OBJECT_MAX && atomic_load(&purge_delay_ms) != 0;
+    atomic_store_explicit(&s->lfree_max, on ? HEAP_LFREE_MAX : 0, relaxed);
+}
+
 static bool valid_args(size_t size, size_t align, unsigned flags)
 {
     if (size == 0 || size > SLAB_MAX_OBJECT_SIZE)
@@ -126,6 +135,8 @@ struct slab_cache *slab_cache_create(const char *name, size_t size, size_t align
     }
     pthread_mutex_init(&s->lock, NULL);
     pthread_mutex_init(&s->defrag_lock, NULL);
+    slab_get_purge_delay(); /* the environment's delay decides lfree_max */
+    cache_update_lfree(s);
     pthread_mutex_lock(&cache_list_lock);
     int id = alloc_id();
     if (id >= 0) {
@@ -184,6 +195,14 @@ void slab_cache_destroy(struct slab_cache *s)
 }
 
 struct slab_cache *cache_list_head(void) { return cache_list; }
+
+void cache_update_lfree_all(void)
+{
+    pthread_mutex_lock(&cache_list_lock);
+    for (struct slab_cache *s = cache_list; s; s = s->next_cache)
+        cache_update_lfree(s);
+    pthread_mutex_unlock(&cache_list_lock);
+}
 
 struct slab_cache *slab_cache_find(const char *name)
 {

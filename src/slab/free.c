@@ -227,13 +227,19 @@ static __attribute__((noinline)) void slab_free_checked(struct slab_cache *s, st
     slab_free_other(s, sl, obj, idx);
 }
 
-/* A full lfree: back into the slabs, then this object onto it. */
+/* A full lfree (or none for this cache): back into the slabs, then this
+ * object onto it or straight into its slab. */
 static __attribute__((noinline)) void lfree_spill(struct slab_cache *s, struct heap *h, void *obj)
 {
     heap_lfree_flush(s, h);
-    fp_set(s, obj, NULL);
-    h->lfree = obj;
-    h->nlfree = 1;
+    struct slab *sl = (struct slab *)((uintptr_t)obj & ~(uintptr_t)(slab_bytes(s) - 1));
+    if (atomic_load_explicit(&s->lfree_max, relaxed)) {
+        fp_set(s, obj, NULL);
+        h->lfree = obj;
+        h->nlfree = 1;
+    } else {
+        heap_free_local(s, h, sl, obj);
+    }
     counter_inc(&h->frees);
     heap_leave(h);
 }
@@ -257,7 +263,7 @@ void slab_free(struct slab_cache *s, void *obj)
         /* Into the heap's cache of freed objects; full: back to their slabs. */
         if (unlikely(obj == h->lfree))
             slab_report_bad_free(s, obj, "double free", " (object already free)");
-        if (unlikely(h->nlfree >= HEAP_LFREE_MAX))
+        if (unlikely(h->nlfree >= atomic_load_explicit(&s->lfree_max, relaxed)))
             return lfree_spill(s, h, obj);
         fp_set(s, obj, h->lfree);
         h->lfree = obj;

@@ -88,6 +88,7 @@
 #define SLAB_MAGIC      0x51ab5eedu
 #define HEAP_EMPTY_KEEP 1 /* empty slabs a heap keeps on its partial list */
 #define HEAP_LFREE_MAX 64 /* objects a heap caches from its non-active slabs (heap.c) */
+#define HEAP_LFREE_OBJECT_MAX 1024 /* larger objects are never cached on lfree */
 #define CACHE_EMPTY_RESERVE 2 /* empty slabs a cache keeps before returning them to the OS */
 #define PARTIAL_BINS 8 /* partial slabs binned by fill, in eighths (slab.c) */
 
@@ -194,6 +195,9 @@ struct slab_cache {
     size_t fp_offset;          /* free pointer offset within an object slot */
     size_t first_offset;       /* offset of object 0 from the slab base */
     size_t objects_span;       /* objects * stride: offsets of objects lie below it */
+    _Atomic unsigned lfree_max;/* objects a heap may cache on lfree: HEAP_LFREE_MAX for
+                                  objects up to HEAP_LFREE_OBJECT_MAX bytes while decay
+                                  is on, else 0 (cache_update_lfree, cache.c) */
     unsigned objects;          /* objects_per_slab */
     unsigned slab_shift;
     uint64_t stride_recip;     /* ceil(2^40 / stride): index = (off * recip) >> 40 */
@@ -402,6 +406,7 @@ _Noreturn void slab_report_bad_free(const struct slab_cache *s, const void *obj,
 extern pthread_mutex_t cache_list_lock;
 int cache_compute_layout(struct slab_cache *s, bool fp_outside);
 struct slab_cache *cache_list_head(void); /* cache_list_lock held */
+void cache_update_lfree_all(void);        /* after the purge delay changed */
 
 /* meta.c: the core's own zeroed allocator (never libc malloc: see meta.c) */
 void *meta_alloc(size_t size);

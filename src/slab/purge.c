@@ -67,6 +67,7 @@ int slab_set_purge_delay(unsigned ms)
         return errno = EINVAL, -EINVAL;
     pthread_once(&env_once, read_env); /* the call wins over the environment */
     atomic_store(&purge_delay_ms, ms);
+    cache_update_lfree_all();
     pthread_mutex_lock(&purge_lock);
     pthread_cond_signal(&purge_cond);
     pthread_mutex_unlock(&purge_lock);
