@@ -10,7 +10,8 @@
  * 1. Objects.  Blocks of a power-of-two size class, 16 B .. 64 KiB, carved from
  *    256 KiB chunks mapped with mmap; a free block goes on its class's free list
  *    (the link is the block's first word).  Larger requests are a mapping each.
- *    Every block handed out is zeroed (calloc semantics).
+ *    Every block handed out is zeroed (calloc semantics) and aligned to its class
+ *    size up to 64 bytes.
  * 2. Locking.  meta_lock protects: free lists, the current chunk and its cursor.
  *    It is a leaf lock: nothing else is taken while it is held (lock order: last).
  * 3. Lifecycle.  Chunks are never unmapped: metadata churn is rare (caches and
@@ -62,7 +63,11 @@ void *meta_alloc(size_t size)
     if ((p = meta_free_list[c]) != NULL) {
         meta_free_list[c] = *(void **)p;
     } else {
-        if ((size_t)(chunk_end - chunk_cur) < bytes) {
+        /* Blocks are aligned to their size up to a cache line (struct heap
+         * keeps its remotely written field on a line of its own). */
+        size_t align = bytes < 64 ? bytes : 64;
+        chunk_cur = (char *)(((uintptr_t)chunk_cur + align - 1) & ~(uintptr_t)(align - 1));
+        if (chunk_cur > chunk_end || (size_t)(chunk_end - chunk_cur) < bytes) {
             char *chunk = map_zeroed(META_CHUNK);
             if (!chunk) {
                 pthread_mutex_unlock(&meta_lock);
