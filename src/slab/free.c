@@ -184,7 +184,9 @@ void slab_free_unowned(struct slab_cache *s, struct heap *h, struct slab *sl, vo
 static __attribute__((noinline)) void slab_free_other(struct slab_cache *s, struct slab *sl, void *obj,
                                                       unsigned idx)
 {
-    struct heap *h = heap_get(s);
+    struct heap *h = tls_heaps[s->id];
+    if (unlikely(!h || h->cache != s))
+        h = heap_get(s);
     if (h && !heap_enter(h))
         heap_wait_thief(h);
     if (h && atomic_load_explicit(&sl->owner, relaxed) == h && sl != h->active &&

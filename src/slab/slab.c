@@ -245,6 +245,11 @@ void slab_merge_remote(struct slab_cache *s, struct slab *sl)
     void *list = slab_take_remote(sl, &count);
     if (!list)
         return;
+    slab_set_inuse(sl, slab_inuse(sl) - count);
+    if (!sl->freelist) { /* the common case: no walk (each link is checked when popped) */
+        sl->freelist = list;
+        return;
+    }
     void *tail = list;
     for (void *n; (n = fp_get(s, tail)) != NULL;) {
         if (unlikely(((uintptr_t)n ^ (uintptr_t)tail) >> s->slab_shift))
@@ -253,7 +258,6 @@ void slab_merge_remote(struct slab_cache *s, struct slab *sl)
     }
     fp_set(s, tail, sl->freelist);
     sl->freelist = list;
-    slab_set_inuse(sl, slab_inuse(sl) - count);
 }
 
 /*
