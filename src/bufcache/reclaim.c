@@ -97,13 +97,15 @@ static unsigned ring_user_refs(struct bc_page *p);
  * one of its buffer heads (a lasting pin), else SWEEP_PENDING: a thread between
  * its lookup and taking (or after dropping) the buffer head, a page being
  * created, a writer, a defrag get — gone in a moment, so worth another sweep
- * rather than an ENOMEM that depends on when the sweep ran. */
+ * rather than an ENOMEM that depends on when the sweep ran.  The ring is read
+ * under the page lock, which keeps it attached (a page lock held by someone
+ * else is in passing too). */
 static enum sweep_result sweep_pinned(struct bc_page *p)
 {
-    if (!page_get_unless_zero(p))
+    if (!page_trylock(p))
         return SWEEP_PENDING;
     bool user = ring_user_refs(p) > 0;
-    page_put(p);
+    page_unlock(p);
     return user ? SWEEP_PINNED : SWEEP_PENDING;
 }
 

@@ -325,10 +325,11 @@ static void fork_release(void)
 static void fork_prepare_destroy(void) { pthread_rwlock_wrlock(&destroy_rw); }
 static void fork_parent_destroy(void) { pthread_rwlock_unlock(&destroy_rw); }
 
-/* A fresh lock, not an unlock: readers of the parent that were waiting are
+/* Unlocked, then made afresh: readers of the parent that were waiting are
  * counted inside the rwlock, and they do not exist here. */
 static void fork_child_destroy(void)
 {
+    pthread_rwlock_unlock(&destroy_rw);
     pthread_rwlockattr_t attr;
     pthread_rwlockattr_init(&attr);
     pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);

@@ -5,8 +5,10 @@
  * cache, opens the image, reads and writes blocks, syncs, closes and destroys
  * (the buffer_head cache, the registries and the slab core must all be free
  * in the child), and exits 0.  The parent waits at most 60 s for each child,
- * then kills it and fails.  Forks: 100 (50 under sanitizers).
- * TEST_LABELS: stress
+ * then kills it and fails.  Forks: 100.  Not under the sanitizers: the child
+ * starts a flusher thread, and their runtimes do not support new threads in
+ * the child of a multithreaded process (ASan can hang in its allocator).
+ * TEST_LABELS: stress nosan
  */
 #include <pthread.h>
 #include <stdatomic.h>

@@ -3,25 +3,24 @@
  * caught before anything of the freed cache is read: the child aborts with
  * "slabdefrag: cache '<name>': slab_cache_destroy(<ptr>): cache already
  * destroyed".  A pointer that never was a cache aborts with "not a live cache".
- * Destroying other caches in between does not lose the name; a live cache next
- * to the dead one keeps working.
+ * Destroying other caches in between does not lose the name (the caches'
+ * memory may be reused, so they are made before, at other addresses); a live
+ * cache next to the dead one keeps working.
  */
 #include "hardtest.h"
 
 static void destroy_twice(void *arg)
 {
+    struct slab_cache *other[5] = { NULL };
+    for (int i = 0; arg && i < 5; i++) /* made before s: other addresses */
+        CHECK((other[i] = slab_cache_create("in-between", 32, 0, 0, NULL)) != NULL, "create");
     struct slab_cache *s = slab_cache_create("twice-destroyed", 64, 0, 0, NULL);
     CHECK(s != NULL, "create");
     void *p = slab_alloc(s);
     slab_free(s, p);
     slab_cache_destroy(s);
-    if (arg) { /* other caches come and go in between */
-        for (int i = 0; i < 5; i++) {
-            struct slab_cache *o = slab_cache_create("in-between", 32, 0, 0, NULL);
-            CHECK(o != NULL, "create in-between");
-            slab_cache_destroy(o);
-        }
-    }
+    for (int i = 0; arg && i < 5; i++) /* other caches go in between */
+        slab_cache_destroy(other[i]);
     slab_cache_destroy(s);
 }
 
