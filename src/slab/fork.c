@@ -5,8 +5,7 @@
  * 1. Objects.  A fixed table of up to FORK_MAX_HOOKS {prepare, parent, child,
  *    order} entries kept sorted by order (stable: equal orders keep their
  *    registration order).  pthread_atfork is called once, with the first
- *    registration.  The hooks of heap.c, meta.c and purge.c are registered at
- *    the end of this file; every other module registers its own.
+ *    registration.
  * 2. Locking.  table_lock protects the table.  prepare_all takes it first and
  *    keeps it across fork(); parent_all and child_all release it last, so a
  *    registration racing with fork waits and the table the hooks run from
@@ -27,7 +26,6 @@
 #include <stdlib.h>
 
 #include "fork.h"
-#include "internal.h"
 
 struct fork_hook {
     void (*prepare)(void), (*parent)(void), (*child)(void);
@@ -82,39 +80,4 @@ void slab_fork_register(void (*prepare)(void), void (*parent)(void), void (*chil
         table[i] = table[i - 1];
     table[i] = (struct fork_hook){ prepare, parent, child, order };
     pthread_mutex_unlock(&table_lock);
-}
-
-/* ---- the slab core's own locks ----------------------------------------------
- * heap.c (heaps_lock), meta.c (meta_lock) and purge.c (purge_lock) define their
- * prepare/parent/child functions; they are registered here.  purge_lock and
- * meta_lock are leaves (nothing is taken while holding them), so they come
- * last.  The children's hooks make each lock afresh; unlocking it first keeps
- * ThreadSanitizer's view of the child's held locks true. */
-void purge_fork_prepare(void);
-void purge_fork_parent(void);
-void purge_fork_child(void);
-
-static void heap_child(void)
-{
-    heap_fork_parent();
-    heap_fork_child();
-}
-
-static void purge_child(void)
-{
-    purge_fork_parent();
-    purge_fork_child();
-}
-
-static void meta_child(void)
-{
-    meta_fork_parent();
-    meta_fork_child();
-}
-
-__attribute__((constructor)) static void register_core(void)
-{
-    slab_fork_register(heap_fork_prepare, heap_fork_parent, heap_child, FORK_ORDER_HEAPS);
-    slab_fork_register(purge_fork_prepare, purge_fork_parent, purge_child, FORK_ORDER_PURGE);
-    slab_fork_register(meta_fork_prepare, meta_fork_parent, meta_child, FORK_ORDER_META);
 }

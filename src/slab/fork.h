@@ -21,9 +21,6 @@
  *   FORK_ORDER_HEAPS      60  heaps_lock (heap.c)
  *   FORK_ORDER_CACHES     70  every live cache's lock, in list order
  *   FORK_ORDER_OS         80  segment pools and spare segments (os.c)
- *   FORK_ORDER_PURGE      85  purge_lock (purge.c; a leaf)
- *   FORK_ORDER_META       90  meta_lock (meta.c; a leaf, also taken under the
- *                             pool locks when a segment descriptor is made)
  * A module may register several hooks; equal numbers run in registration order
  * for prepare and in reverse for parent/child.
  */
@@ -39,8 +36,6 @@ enum {
     FORK_ORDER_HEAPS = 60,
     FORK_ORDER_CACHES = 70,
     FORK_ORDER_OS = 80,
-    FORK_ORDER_PURGE = 85,
-    FORK_ORDER_META = 90,
 };
 
 /* Register one set of hooks (any of them may be NULL).  Safe to call from a
