@@ -5,12 +5,82 @@
  * stderr capture, expect_abort) are in tests/util/testutil.h.
  *
  * check_stats_consistent()  the invariants of an exact stats snapshot.
+ * slab_set_*()              the distinct slabs a set of objects lies in, and how
+ *                           much of them is resident (mincore: meaningful under
+ *                           the sanitizers too, unlike the RSS).
+ * POLL_UNTIL(cond, secs)    re-evaluate cond every 50 ms until it holds or secs
+ *                           have passed; the value is whether it held.  For
+ *                           behaviour that takes "about a second": the deadline
+ *                           only turns a hang into a failure, it is no timing
+ *                           assertion.
+ * rss_ok_here()             1 when the process RSS means what it says (no
+ *                           sanitizer shadow memory in it).
  */
 #ifndef SLABDEFRAG_TESTS_SLABTEST_H
 #define SLABDEFRAG_TESTS_SLABTEST_H
 
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+/* Distinct slabs (sorted bases) of a set of objects. */
+struct slab_set {
+    uintptr_t *bases;
+    size_t n, slab_size;
+};
+
+static inline int slabtest_cmp_uptr(const void *a, const void *b)
+{
+    uintptr_t x = *(const uintptr_t *)a, y = *(const uintptr_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static inline void slab_set_build(struct slab_set *set, void *const *objs, size_t n,
+                                  size_t slab_size)
+{
+    set->bases = malloc((n ? n : 1) * sizeof *set->bases);
+    CHECK(set->bases != NULL, "malloc");
+    set->slab_size = slab_size;
+    for (size_t i = 0; i < n; i++)
+        set->bases[i] = slab_base(objs[i], slab_size);
+    qsort(set->bases, n, sizeof *set->bases, slabtest_cmp_uptr);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (k == 0 || set->bases[k - 1] != set->bases[i])
+            set->bases[k++] = set->bases[i];
+    set->n = k;
+}
+
+static inline int slab_set_contains(const struct slab_set *set, const void *obj)
+{
+    uintptr_t b = slab_base(obj, set->slab_size);
+    return bsearch(&b, set->bases, set->n, sizeof b, slabtest_cmp_uptr) != NULL;
+}
+
+static inline size_t slab_set_resident(const struct slab_set *set)
+{
+    size_t r = 0;
+    for (size_t i = 0; i < set->n; i++)
+        r += resident_bytes((void *)set->bases[i], set->slab_size);
+    return r;
+}
+
+static inline void slab_set_free(struct slab_set *set)
+{
+    free(set->bases);
+    set->bases = NULL;
+    set->n = 0;
+}
+
+#define POLL_UNTIL(cond, seconds)                                                     \
+    ({                                                                                \
+        double poll_end_ = now_seconds() + (seconds);                                 \
+        int poll_ok_;                                                                 \
+        while (!(poll_ok_ = !!(cond)) && now_seconds() < poll_end_)                   \
+            usleep(50 * 1000);                                                        \
+        poll_ok_;                                                                     \
+    })
+
+static inline int rss_ok_here(void) { return !under_sanitizer(); }
+
 #endif
 #include <errno.h>
 #include <stdint.h>
@@ -44,5 +114,65 @@ static inline void check_stats_consistent(const struct slab_cache_stats *st)
     CHECK(st->bytes_mapped == st->slabs * st->slab_size,
           "bytes_mapped != slabs * slab_size");
 }
+
+/* Distinct slabs (sorted bases) of a set of objects. */
+struct slab_set {
+    uintptr_t *bases;
+    size_t n, slab_size;
+};
+
+static inline int slabtest_cmp_uptr(const void *a, const void *b)
+{
+    uintptr_t x = *(const uintptr_t *)a, y = *(const uintptr_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static inline void slab_set_build(struct slab_set *set, void *const *objs, size_t n,
+                                  size_t slab_size)
+{
+    set->bases = malloc((n ? n : 1) * sizeof *set->bases);
+    CHECK(set->bases != NULL, "malloc");
+    set->slab_size = slab_size;
+    for (size_t i = 0; i < n; i++)
+        set->bases[i] = slab_base(objs[i], slab_size);
+    qsort(set->bases, n, sizeof *set->bases, slabtest_cmp_uptr);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (k == 0 || set->bases[k - 1] != set->bases[i])
+            set->bases[k++] = set->bases[i];
+    set->n = k;
+}
+
+static inline int slab_set_contains(const struct slab_set *set, const void *obj)
+{
+    uintptr_t b = slab_base(obj, set->slab_size);
+    return bsearch(&b, set->bases, set->n, sizeof b, slabtest_cmp_uptr) != NULL;
+}
+
+static inline size_t slab_set_resident(const struct slab_set *set)
+{
+    size_t r = 0;
+    for (size_t i = 0; i < set->n; i++)
+        r += resident_bytes((void *)set->bases[i], set->slab_size);
+    return r;
+}
+
+static inline void slab_set_free(struct slab_set *set)
+{
+    free(set->bases);
+    set->bases = NULL;
+    set->n = 0;
+}
+
+#define POLL_UNTIL(cond, seconds)                                                     \
+    ({                                                                                \
+        double poll_end_ = now_seconds() + (seconds);                                 \
+        int poll_ok_;                                                                 \
+        while (!(poll_ok_ = !!(cond)) && now_seconds() < poll_end_)                   \
+            usleep(50 * 1000);                                                        \
+        poll_ok_;                                                                     \
+    })
+
+static inline int rss_ok_here(void) { return !under_sanitizer(); }
 
 #endif
