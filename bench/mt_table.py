@@ -11,30 +11,17 @@ Each cell is the median of its repetitions; "ratio" is slabdefrag's time per
 operation over the best peer's (> 1: slabdefrag slower); "noise" is the largest
 (max-min)/median of the row's cells.
 """
+import os
 import statistics
 import sys
-from collections import defaultdict
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from alloc_table import parse  # noqa: E402  (RESULT lines, FAILED lines)
 
 SUBJECT = "slabdefrag"
 ORDER = ["slabdefrag", "glibc", "jemalloc", "mimalloc", "tcmalloc"]
 TESTS = [("mt_churn", "ns_per_op", "churn: ns per pair per thread (median)"),
          ("mt_ring", "mops", "ring of cross-thread frees: total M objects/s (median)")]
-
-
-def parse(path):
-    cells = defaultdict(lambda: defaultdict(list))  # (test, threads) -> alloc -> [rec]
-    failed = []
-    with open(path) as f:
-        for line in f:
-            words = line.split()
-            if not words or words[0] not in ("RESULT", "FAILED"):
-                continue
-            rec = dict(w.split("=", 1) for w in words[1:] if "=" in w)
-            if words[0] == "FAILED":
-                failed.append(rec)
-            elif rec.get("test", "").startswith("mt_"):
-                cells[(rec["test"], int(rec["threads"]))][rec["alloc"]].append(rec)
-    return cells, failed
 
 
 def table(cells, allocs, test, key, title):
@@ -67,7 +54,7 @@ def table(cells, allocs, test, key, title):
 def main(argv):
     if len(argv) != 2:
         sys.exit("usage: mt_table.py RESULTS.log")
-    cells, failed = parse(argv[1])
+    cells, failed = parse(argv[1], key=lambda rec: (rec["test"], int(rec.get("threads", 0))))
     seen = {a for row in cells.values() for a in row}
     allocs = [a for a in ORDER if a in seen] + sorted(seen - set(ORDER))
     out = []

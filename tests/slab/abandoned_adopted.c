@@ -24,15 +24,6 @@ static size_t per, n, nfreed;
 static void **objs; /* T1's objects; the freed ones set to NULL */
 static struct slab_set abandoned;
 
-#define FAIL_IF(bad, ...)                                                                   \
-    do {                                                                                    \
-        if (bad) {                                                                          \
-            fprintf(stderr, "abandoned_adopted FAILED (seed %#llx): ",                     \
-                    (unsigned long long)seed);                                              \
-            CHECK(0, __VA_ARGS__);                                                          \
-        }                                                                                   \
-    } while (0)
-
 static void *t1(void *arg)
 {
     (void)arg;
@@ -91,6 +82,8 @@ static void *t2(void *arg)
 int main(int argc, char **argv)
 {
     seed = test_seed(argc, argv, 1, 0xadab7edull);
+    snprintf(fail_context, sizeof fail_context, "abandoned_adopted (seed %#llx)",
+             (unsigned long long)seed);
     cache = slab_cache_create("abandoned", OBJ_SIZE, 0, 0, NULL);
     CHECK(cache != NULL, "create: %s", strerror(errno));
     per = cache_stats(cache).objects_per_slab;

@@ -15,6 +15,10 @@
  *                           assertion.
  * stage_set/stage_wait     a monotonic step counter for tests whose threads
  *                           take turns (mutex + condition variable).
+ * FAIL_IF(bad, ...)         for randomised tests: prints fail_context (the test,
+ *                           its seed and whatever else replays the run; the test
+ *                           fills it in), file:line and the message; _exit(1),
+ *                           so it may fire on any thread.
  * rss_ok_here()             1 when the process RSS means what it says (no
  *                           sanitizer shadow memory in it).
  */
@@ -136,6 +140,19 @@ static inline void stage_wait(int v)
         pthread_cond_wait(&stage_cv, &stage_mu);
     pthread_mutex_unlock(&stage_mu);
 }
+
+static char fail_context[160] __attribute__((unused));
+
+#define FAIL_IF(bad, ...)                                                             \
+    do {                                                                              \
+        if (bad) {                                                                    \
+            fprintf(stderr, "%s FAILED at %s:%d: ", fail_context, __FILE__, __LINE__); \
+            fprintf(stderr, __VA_ARGS__);                                             \
+            fputc('\n', stderr);                                                      \
+            fflush(stderr);                                                           \
+            _exit(1);                                                                 \
+        }                                                                             \
+    } while (0)
 
 static inline int rss_ok_here(void) { return !under_sanitizer(); }
 

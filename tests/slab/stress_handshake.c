@@ -36,18 +36,6 @@
 static uint64_t g_seed;
 static int g_threads;
 
-#define FAIL_IF(bad, ...)                                                                   \
-    do {                                                                                    \
-        if (bad) {                                                                          \
-            fprintf(stderr, "stress_handshake FAILED (seed %#llx, %d threads) at %s:%d: ", \
-                    (unsigned long long)g_seed, g_threads, __FILE__, __LINE__);             \
-            fprintf(stderr, __VA_ARGS__);                                                   \
-            fputc('\n', stderr);                                                            \
-            fflush(stderr);                                                                 \
-            _exit(1);                                                                       \
-        }                                                                                   \
-    } while (0)
-
 static const size_t sizes[] = { 48, 256, 2048 }; /* lfree-cached, and not */
 #define NCACHES (sizeof sizes / sizeof sizes[0])
 static struct slab_cache *caches[NCACHES];
@@ -244,6 +232,8 @@ int main(int argc, char **argv)
     g_seed = test_seed(argc, argv, 1, 0x4a4d5eedull);
     g_threads = argc > 2 ? atoi(argv[2]) : 4;
     g_threads = g_threads < 2 ? 2 : g_threads > 64 ? 64 : g_threads;
+    snprintf(fail_context, sizeof fail_context, "stress_handshake (seed %#llx, %d threads)",
+             (unsigned long long)g_seed, g_threads);
     double seconds = argc > 3 ? atof(argv[3]) : stress_seconds(2.0);
     printf("stress_handshake: seed %#llx, %d threads, %.1f s\n", (unsigned long long)g_seed,
            g_threads, seconds);
