@@ -20,7 +20,9 @@
  * also go to the next thread's inbox (a mutex-protected ring), which checks
  * and frees them: remote frees into slabs owned, full, or just flushed.
  * Workers sleep now and then for a few microseconds, so thieves also find
- * them idle between calls.  At the end (all threads joined, everything
+ * them idle between calls, and now and then run a short-lived helper thread
+ * that allocates for them and exits (its slabs are abandoned under the
+ * thief's nose and freed into later).  At the end (all threads joined, everything
  * freed): per cache allocs == frees == what the workers did, no object
  * active, validate passes, and a shrink leaves no slab mapped.
  *
@@ -63,6 +65,7 @@ struct worker {
 
 static struct worker *workers;
 static atomic_int stop, done_sending;
+static _Atomic unsigned long helpers;
 
 static uint64_t mix(uint64_t x)
 {
@@ -153,6 +156,38 @@ static void drain(struct worker *w)
     } while (n == 64);
 }
 
+/* A short-lived thread allocates for w (w waits in pthread_join, so the
+ * helper may use w's lists and counters), frees every other object, and exits:
+ * its heap is flushed at exit while the thief works, and w later frees the
+ * rest into the abandoned slabs. */
+#define HELPER_OBJS 64
+struct helper_job {
+    struct worker *w;
+    unsigned cache;
+};
+
+static void *helper_main(void *arg)
+{
+    struct helper_job *j = arg;
+    struct worker *w = j->w;
+    unsigned first = w->nlocal;
+    for (unsigned i = 0; i < HELPER_OBJS; i++)
+        do_alloc(w, j->cache);
+    for (unsigned i = first + HELPER_OBJS; i-- > first;)
+        if (i % 2)
+            free_local(w, i);
+    return NULL;
+}
+
+static void run_helper(struct worker *w, unsigned cache)
+{
+    struct helper_job j = { w, cache };
+    pthread_t th;
+    FAIL_IF(pthread_create(&th, NULL, helper_main, &j) != 0, "pthread_create (helper)");
+    FAIL_IF(pthread_join(th, NULL) != 0, "pthread_join (helper)");
+    atomic_fetch_add_explicit(&helpers, 1, memory_order_relaxed);
+}
+
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
@@ -181,6 +216,8 @@ static void *worker_main(void *arg)
                 free_local(w, w->nlocal - 1);
         } else if (op < 990) {
             usleep((useconds_t)((r >> 20) % 200)); /* idle: a thief may take the heap */
+        } else if (op == 990 && (r >> 40) % 8 == 0 && w->nlocal + HELPER_OBJS <= LOCAL_MAX) {
+            run_helper(w, cache);
         }
         if ((ops & 255) == 0)
             for (unsigned i = 0; i < w->nlocal; i++)
@@ -296,8 +333,8 @@ int main(int argc, char **argv)
     }
     FAIL_IF(total == 0 || thief_arg == 0, "nothing happened: %llu allocations, %llu thefts",
             (unsigned long long)total, (unsigned long long)thief_arg);
-    printf("stress_handshake: ok: %llu allocations, %llu trigger calls\n",
-           (unsigned long long)total, (unsigned long long)thief_arg);
+    printf("stress_handshake: ok: %llu allocations, %llu trigger calls, %lu helper threads\n",
+           (unsigned long long)total, (unsigned long long)thief_arg, atomic_load(&helpers));
     for (int t = 0; t < g_threads; t++)
         pthread_mutex_destroy(&workers[t].mu);
     free(workers);
