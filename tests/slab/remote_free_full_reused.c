@@ -8,7 +8,7 @@
  * A's active slab with objects_per_slab - 1 free objects.  Thread B frees 3
  * objects of each full slab (12 in all).  A then allocates the fifth slab's
  * remaining objects plus 12: those 12 must be exactly the objects B freed, and
- * the cache's slab count must stay 5 throughout.  The purge delay is 10 s so
+ * the cache's slab count must stay 5 throughout.  The purge delay is an hour so
  * that the purge thread does not flush A's heap while A waits for B (that
  * would hand the slabs to the cache and test a different path).
  */
@@ -99,7 +99,7 @@ static void *thread_b(void *arg)
 
 int main(void)
 {
-    CHECK(slab_set_purge_delay(10000) == 0, "slab_set_purge_delay");
+    CHECK(slab_set_purge_delay(PURGE_DELAY_LONG_MS) == 0, "slab_set_purge_delay");
     cache = slab_cache_create("remote-full", OBJ_SIZE, 0, 0, NULL);
     CHECK(cache != NULL, "create: %s", strerror(errno));
     per = cache_stats(cache).objects_per_slab;

@@ -3,7 +3,7 @@
  * every empty slab back at once (bytes_mapped 0, no slab page resident), and
  * slab_cache_defrag and slab_reclaim release empty slabs at once as well.
  *
- * The delay is 10 s, so that nothing the test sees can be the purge thread's
+ * The delay is an hour, so that nothing the test sees can be the purge thread's
  * doing.  Three rounds, one per trigger: allocate 16 MiB of 256 B objects
  * (touching them), free them all from the allocating thread, check that decay
  * holds the memory (so the trigger has something to return), call the trigger
@@ -72,7 +72,7 @@ static void round_trip(struct slab_cache *s, enum trigger t)
 
 int main(void)
 {
-    CHECK(slab_set_purge_delay(10000) == 0, "slab_set_purge_delay");
+    CHECK(slab_set_purge_delay(PURGE_DELAY_LONG_MS) == 0, "slab_set_purge_delay");
     struct slab_cache *s = slab_cache_create("shrink-at-once", OBJ_SIZE, 0, 0, NULL);
     CHECK(s != NULL, "create: %s", strerror(errno));
     round_trip(s, SHRINK);

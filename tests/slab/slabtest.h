@@ -19,6 +19,9 @@
  *                           its seed and whatever else replays the run; the test
  *                           fills it in), file:line and the message; _exit(1),
  *                           so it may fire on any thread.
+ * PURGE_DELAY_LONG_MS       the longest purge delay slab_set_purge_delay takes (an
+ *                           hour): for tests in which nothing may decay, however
+ *                           slowly an oversubscribed sanitizer build runs.
  * rss_ok_here()             1 when the process RSS means what it says (no
  *                           sanitizer shadow memory in it).
  */
@@ -140,6 +143,8 @@ static inline void stage_wait(int v)
         pthread_cond_wait(&stage_cv, &stage_mu);
     pthread_mutex_unlock(&stage_mu);
 }
+
+#define PURGE_DELAY_LONG_MS 3600000u
 
 static char fail_context[160] __attribute__((unused));
 
