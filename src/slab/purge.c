@@ -34,6 +34,7 @@
 #include <time.h>
 
 #include "defrag.h"
+#include "fork.h"
 
 #define PURGE_DEFAULT_MS 500u
 
@@ -187,12 +188,17 @@ void purge_start_once(void)
 }
 
 /* fork: the child has no purge thread; its next slab_new starts one. */
-void purge_fork_prepare(void) { pthread_mutex_lock(&purge_lock); }
-void purge_fork_parent(void) { pthread_mutex_unlock(&purge_lock); }
-void purge_fork_child(void)
+static void purge_fork_prepare(void) { pthread_mutex_lock(&purge_lock); }
+static void purge_fork_parent(void) { pthread_mutex_unlock(&purge_lock); }
+static void purge_fork_child(void)
 {
     pthread_mutex_init(&purge_lock, NULL);
     atomic_store(&starting, false);
     atomic_store(&started, false);
     atomic_store(&sleeping, false);
+}
+
+__attribute__((constructor)) static void purge_fork_register(void)
+{
+    slab_fork_register(purge_fork_prepare, purge_fork_parent, purge_fork_child, FORK_ORDER_PURGE);
 }
