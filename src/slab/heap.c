@@ -488,7 +488,7 @@ static void heap_fork_child(void)
                         atomic_store_explicit(&sl->xfree, xf_with_delay(x, DF_NORMAL), relaxed);
                 }
         }
-    pthread_mutex_init(&heaps_lock, NULL);
+    pthread_mutex_unlock(&heaps_lock); /* taken by this thread before fork */
     atomic_store(&steal_state, 0);
 }
 

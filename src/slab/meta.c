@@ -107,7 +107,7 @@ void meta_free(void *p, size_t size)
 /* fork: the child must not inherit meta_lock held by a thread that is gone. */
 static void meta_fork_prepare(void) { pthread_mutex_lock(&meta_lock); }
 static void meta_fork_parent(void) { pthread_mutex_unlock(&meta_lock); }
-static void meta_fork_child(void) { pthread_mutex_init(&meta_lock, NULL); }
+static void meta_fork_child(void) { pthread_mutex_unlock(&meta_lock); } /* held by this thread */
 
 __attribute__((constructor)) static void meta_fork_register(void)
 {

@@ -192,7 +192,7 @@ static void purge_fork_prepare(void) { pthread_mutex_lock(&purge_lock); }
 static void purge_fork_parent(void) { pthread_mutex_unlock(&purge_lock); }
 static void purge_fork_child(void)
 {
-    pthread_mutex_init(&purge_lock, NULL);
+    pthread_mutex_unlock(&purge_lock); /* taken by this thread before fork */
     atomic_store(&starting, false);
     atomic_store(&started, false);
     atomic_store(&sleeping, false);
