@@ -21,6 +21,9 @@
  *   FORK_ORDER_HEAPS      60  heaps_lock (heap.c)
  *   FORK_ORDER_CACHES     70  every live cache's lock, in list order
  *   FORK_ORDER_OS         80  segment pools and spare segments (os.c)
+ *   FORK_ORDER_META       90  the metadata allocator (meta.c; os.c allocates
+ *                             segment descriptors from it under a pool lock)
+ *   FORK_ORDER_PURGE      95  the purge thread's sleep lock (purge.c)
  * A module may register several hooks; equal numbers run in registration order
  * for prepare and in reverse for parent/child.
  */
@@ -36,6 +39,8 @@ enum {
     FORK_ORDER_HEAPS = 60,
     FORK_ORDER_CACHES = 70,
     FORK_ORDER_OS = 80,
+    FORK_ORDER_META = 90,
+    FORK_ORDER_PURGE = 95,
 };
 
 /* Register one set of hooks (any of them may be NULL).  Safe to call from a
