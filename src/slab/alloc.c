@@ -11,11 +11,14 @@
  *   3. a partial (then an empty reserve) slab from the cache, under cache->lock;
  *   4. a new slab from the OS (os.c), constructing its objects.
  * Errors: ENOMEM when the heap or a new slab cannot be had.
+ * Every object handed out carries the in-use mark in its free-pointer word
+ * (inuse.h), which a defrag pass reads instead of walking free lists.
  */
 #include <errno.h>
 
 #include "internal.h"
 #include "debug.h"
+#include "inuse.h"
 
 static inline void *heap_pop(struct slab_cache *s, struct heap *h)
 {
@@ -25,6 +28,7 @@ static inline void *heap_pop(struct slab_cache *s, struct heap *h)
      * corrupted or forged link stops here instead of handing out wild memory. */
     if (unlikely(((uintptr_t)next ^ (uintptr_t)obj) >> s->slab_shift) && next)
         slab_report_corrupt_freelist(s, obj, next);
+    obj_mark_inuse(s, obj); /* defrag lists live objects by this mark (inuse.h) */
     h->freelist = next;
     h->nfree--;
     counter_inc(&h->allocs);

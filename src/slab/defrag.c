@@ -9,47 +9,72 @@
  *    The header <slabdefrag/slab.h> states the contract the owner sees.
  *
  * 2. States a slab passes through in a pass (see internal.h for OWNED/LISTED/FULL):
- *      LISTED (a partial bin) ──freeze──► OWNED by the pass (list = LIST_FROZEN)
- *        ──callbacks──► done list (still frozen) ──end of pass──► empty: released
- *        to the OS (batched) | not empty: back to a bin, or FULL, via cache_put_slab
- *        (a destination that fills up goes that way at once)
- *    The pass owns its frozen slabs and its current destination slab through a
- *    private struct heap that no thread has: every other thread's free into them is
- *    a remote free (CAS push, accounted when the pass merges it), nobody allocates
- *    from them, and nobody can release them, so their memory stays mapped and
- *    type-stable until the pass ends (lesson 1 of the spec).  Keeping a slab frozen
- *    after its turn means one pass never asks about a slab twice.  A destination is
- *    the fullest partial slab that is not itself a candidate (fill at or above the
- *    threshold, or unmovable), else a new slab; a frozen slab is never in a bin, so
- *    it can never be a destination (lesson 7), and an unused destination is
- *    released with the emptied slabs.  A slab the pass has emptied stays frozen
- *    on the done list and is never a destination ("a frozen slab gets no
- *    allocations"), though reusing it would save a new slab's page faults.  At
- *    the end the empty ones are unlinked under one cache->lock and released
- *    with one MADV_DONTNEED per run of adjacent slabs.
-
- * 3. What the owner may do in a callback: allocate and free objects of any cache
+ *
+ *      LISTED (a partial bin) ──freeze──► VACATING (owned by the pass) ──its turn ends──►
+ *         │ empty:     SPARE (frozen, empty) ──reused──► DESTINATION
+ *         │                 └──end of pass──► released to the OS (sorted, batched)
+ *         └ not empty: DONE (frozen) ──end of pass──► back via cache_put_slab
+ *      LISTED (the fullest bin) ──taken──► DESTINATION ──full──► FULL via cache_put_slab
+ *      new slab ──────────────────────────► DESTINATION   (only when nothing else is)
+ *      DESTINATION ──end of pass──► cache_put_slab (or released if it ended empty)
+ *
+ *    The pass owns every slab it holds through a private struct heap that no
+ *    thread has: every other thread's free into them is a remote free (CAS push,
+ *    accounted when the pass merges it), nobody else allocates from them, and
+ *    nobody can release them, so their memory stays mapped and type-stable until
+ *    the pass ends.  One slab is VACATING at a time and it is never a
+ *    destination: new objects come from the current destination, which is the
+ *    fullest partial slab when it holds more live objects than the slab being
+ *    vacated (objects move from emptier to fuller slabs, so the two ends of the
+ *    bins meet and a pass moves as few objects as it can), else a SPARE slab (one
+ *    that an earlier turn of this pass emptied: its pages are resident, so it
+ *    costs no page faults), else a new slab.  A slab taken as a destination
+ *    has left the bins, so it is never vacated in the same pass, and a slab
+ *    whose turn is over is never frozen again: no object moves twice.
+ *
+ * 3. What a pass touches.  Per vacated slab: its header, the free-pointer word
+ *    of each slot (in-use marks, inuse.h: independent loads, no free-list walk),
+ *    and the objects it moves (prefetched one object ahead).  A slab its turn
+ *    empties is neither merged nor walked: its counts (inuse minus remote frees)
+ *    say it is empty, and its (slab, segment) pair goes straight into the
+ *    release array, which doubles as the stack of SPARE slabs.  Reusing a SPARE
+ *    slab discards its free lists (every object is free) and hands out slots in
+ *    address order (a bump index); the slots left over get a free list when the
+ *    slab stops being the destination.  Only a slab that kept objects, or whose
+ *    marks disagree with its counts (objects freed meanwhile, a cache whose free
+ *    pointer lies inside the object, debug caches), has its free lists walked.
+ *
+ * 4. Release.  At the end of the pass the SPARE slabs (and DONE slabs that
+ *    concurrent frees emptied) are unlinked from the cache in chunks of
+ *    RELEASE_CHUNK slabs per cache->lock hold, then handed to os_slab_free_batch
+ *    outside every lock: sorted by address, one MADV_DONTNEED per run of
+ *    adjacent slabs.  The bytes a pass reports are exactly those slabs.
+ *
+ * 5. What the owner may do in a callback: allocate and free objects of any cache
  *    (frees into frozen slabs land on their remote stacks), take its own locks.
  *    Not: destroy a cache, or trigger a pass on the same cache (-EBUSY: the
  *    thread-local `pass_cache` marks a thread inside a pass).  No allocator lock is
  *    held during callbacks, so the owner's locks can never deadlock against ours.
  *
- * 4. Why no object is lost or duplicated.  The pass only touches an object's slot
- *    in three ways: it lists allocated objects (those not on the frozen slab's
- *    free list after the remote stack was merged), it frees `old` after YES /
- *    DONT_NEED, and it frees `new` after anything but YES.  The owner promised not
- *    to free old or new itself during move, so each slot is freed exactly once.
- *    With evict the owner frees through slab_free, which validates as usual.
+ * 6. Why no object is lost or duplicated.  The pass only touches an object's slot
+ *    in three ways: it lists allocated objects (in-use marks, or the slots not on
+ *    the frozen slab's free lists), it frees `old` after YES / DONT_NEED, and it
+ *    frees `new` after anything but YES.  The owner promised not to free old or
+ *    new itself during move, so each slot is freed exactly once.  A listed object
+ *    that a thread frees meanwhile is answered DONT_KNOW (move) or NULLed by get.
+ *    Marks never decide a release: a slab goes back to the OS only when its
+ *    counts say every object is free, and a SPARE slab cannot receive frees
+ *    (it has no allocated object) until the pass hands one out of it.
  *
- * 5. Refusals and back-off.  NO marks the slab SLAB_DF_NOMOVE: it goes to the top
- *    bin ("treated as full": allocations fill it) and is never a candidate until
- *    it empties or slab_cache_shrink clears the marks.  A turn after which the
- *    slab is still in use (LATER, DONT_KNOW, a kick that freed nothing) counts in
- *    slab->later_count; at 3 (illumos' KMEM_DISBELIEF) it is treated as NO.  A
- *    pass that emptied no slab raises the cache's back-off (defrag_bg.c skips
- *    it for 1, 2, 4 .. 64 rounds).
+ * 7. Refusals and back-off.  NO marks the slab SLAB_DF_NOMOVE: it goes to the top
+ *    bin ("treated as full": allocations, and passes as a destination, fill it)
+ *    and is never a candidate until it empties or slab_cache_shrink clears the
+ *    marks.  A turn after which the slab is still in use (LATER, DONT_KNOW, a kick
+ *    that freed nothing) counts in slab->later_count; at 3 (illumos'
+ *    KMEM_DISBELIEF) it is treated as NO.  A pass that emptied no slab raises the
+ *    cache's back-off (defrag_bg.c skips it for 1, 2, 4 .. 64 rounds).
  *
- * 6. Observability.  dstat: passes, scanned (slabs frozen), freed (slabs
+ * 8. Observability.  dstat: passes, scanned (slabs frozen), freed (slabs
  *    released), kicked / moved / refused objects, bytes released, and one counter
  *    per move result.
  *
