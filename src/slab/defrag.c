@@ -89,20 +89,27 @@
 
 #include "defrag.h"
 #include "debug.h"
+#include "inuse.h"
 
 #define DEFRAG_DISBELIEF 3 /* LATER answers (or futile kicks) before a slab counts as NO */
+#define RELEASE_CHUNK 256  /* slabs unlinked per cache->lock hold at the end of a pass */
+#define NO_BUMP UINT32_MAX /* dest_bump when the destination allocates from its free list */
 
 static __thread struct slab_cache *pass_cache; /* non-NULL while this thread runs a pass */
 
 struct pass {
     struct slab_cache *s;
-    struct heap owner;         /* identity owning frozen and destination slabs */
+    struct heap owner;         /* identity owning every slab the pass holds */
     struct slab *dest;         /* current destination slab (move protocol) */
-    struct slab *done;         /* slabs whose turn is over, still frozen (chained by next) */
-    size_t nr_frozen;          /* slabs on done + dest (sizes the release batch) */
+    unsigned dest_bump;        /* next never-handed-out slot of a reused spare, or NO_BUMP */
+    unsigned vacating_live;    /* live objects of the slab whose turn it is, at its start */
+    struct slab *done;         /* vacated slabs that kept objects, still frozen (by next) */
+    struct os_slab_ref *spare; /* emptied slabs: stack of destinations and release list */
+    size_t nr_spare, cap_spare;
     uint64_t nr_emptied;       /* slabs whose turn left them empty */
+    bool nomem;                /* p->spare could not grow: the pass stopped early */
     void **vec;                /* objects of the slab being vacated */
-    uint64_t *bitmap;          /* free objects of that slab */
+    uint64_t *bitmap;          /* free objects of that slab (free-list walk) */
     unsigned threshold;        /* fill percent: candidates are below it */
     uint64_t released, created;/* slabs handed back / created for destinations */
     uint64_t moved, kicked, refused, scanned;
@@ -170,7 +177,9 @@ int slab_cache_set_move(struct slab_cache *s, slab_move_fn move, void *arg)
 
 /* ---- slabs owned by the pass ----------------------------------------------- */
 
-/* Take a LISTED slab off its list and make the pass its owner. cache->lock held. */
+/* Make the pass the owner of a LISTED slab already off its list (cache->lock
+ * held).  The remote stack stays where it is: a slab that its turn empties
+ * never needs it merged. */
 static void pass_own(struct pass *p, struct slab *sl)
 {
     atomic_store_explicit(&sl->owner, &p->owner, relaxed);
@@ -178,7 +187,6 @@ static void pass_own(struct pass *p, struct slab *sl)
     while (!atomic_compare_exchange_weak(&sl->xfree, &old,
                                          xf_make(ST_OWNED, xf_count(old), xf_head(old))))
         ;
-    slab_merge_remote(p->s, sl);
 }
 
 static void pass_free(struct pass *p, struct slab *sl, void *obj)
@@ -196,6 +204,20 @@ static unsigned live_objects(struct slab *sl)
     return slab_inuse(sl) - xf_count(atomic_load(&sl->xfree));
 }
 
+/* Room in p->spare for the slab about to be vacated and the destination. */
+static bool reserve_spare(struct pass *p)
+{
+    if (p->nr_spare + 2 <= p->cap_spare)
+        return true;
+    size_t cap = p->cap_spare ? p->cap_spare * 2 : 64;
+    struct os_slab_ref *n = realloc(p->spare, cap * sizeof *n);
+    if (!n)
+        return false;
+    p->spare = n;
+    p->cap_spare = cap;
+    return true;
+}
+
 /* The emptiest movable partial slab below the threshold, frozen; or NULL. */
 static struct slab *freeze_candidate(struct pass *p)
 {
@@ -203,6 +225,10 @@ static struct slab *freeze_candidate(struct pass *p)
     unsigned limit = (unsigned)(((uint64_t)p->threshold * s->objects + 99) / 100);
     unsigned top_bin = (unsigned)((uint64_t)limit * PARTIAL_BINS / s->objects);
     struct slab *found = NULL;
+    if (!reserve_spare(p)) {
+        p->nomem = true;
+        return NULL;
+    }
     pthread_mutex_lock(&s->lock);
     /* Bins below top_bin hold only candidates (a bin never understates fill);
      * in top_bin itself look at a bounded number of slabs. */
@@ -219,64 +245,127 @@ static struct slab *freeze_candidate(struct pass *p)
         cache_partial_remove(s, found);
         found->list = LIST_FROZEN;
         pass_own(p, found);
-        p->nr_frozen++;
     }
     pthread_mutex_unlock(&s->lock);
     return found;
 }
 
-/* A constructed object in the fullest non-frozen slab, for move. */
+/* ---- destinations ---------------------------------------------------------- */
+
+/* A spare slab becomes the destination: every object in it is free (nobody
+ * holds one, so nobody can free one), so its free list and remote stack are
+ * dropped and slots are handed out in address order. */
+static void reuse_spare(struct pass *p, struct slab *sl)
+{
+    atomic_store(&sl->xfree, xf_make(ST_OWNED, 0, 0));
+    sl->freelist = NULL;
+    slab_set_inuse(sl, 0);
+    p->dest_bump = 0;
+}
+
+/* The slots a reused spare never handed out join its free list. */
+static void end_bump(struct pass *p, struct slab *d)
+{
+    struct slab_cache *s = p->s;
+    if (p->dest_bump == NO_BUMP)
+        return;
+    for (unsigned i = s->objects; i-- > p->dest_bump;) {
+        void *obj = slab_obj(s, d, i);
+        fp_set(s, obj, d->freelist);
+        d->freelist = obj;
+    }
+    p->dest_bump = NO_BUMP;
+}
+
+/* The next destination (see the theory comment, section 2); false on ENOMEM. */
+static bool next_dest(struct pass *p)
+{
+    struct slab_cache *s = p->s;
+    pthread_mutex_lock(&s->lock);
+    struct slab *d = cache_partial_fullest(s);
+    if (d && !(d->defrag_flags & SLAB_DF_NOMOVE) && live_objects(d) <= p->vacating_live)
+        d = NULL;
+    if (d) {
+        cache_partial_remove(s, d);
+        pass_own(p, d);
+    }
+    pthread_mutex_unlock(&s->lock);
+    p->dest_bump = NO_BUMP;
+    if (d) {
+        slab_merge_remote(s, d);
+    } else if (p->nr_spare) {
+        d = p->spare[--p->nr_spare].base;
+        reuse_spare(p, d);
+    } else {
+        d = slab_new(s);
+        if (!d)
+            return false;
+        atomic_store_explicit(&d->owner, &p->owner, relaxed);
+        p->created++;
+    }
+    p->dest = d;
+    return true;
+}
+
+/* One object from the destination, or NULL when it has none left. */
+static void *dest_take(struct pass *p, struct slab *d)
+{
+    struct slab_cache *s = p->s;
+    void *obj;
+    if (p->dest_bump != NO_BUMP) {
+        if (p->dest_bump >= s->objects) {
+            p->dest_bump = NO_BUMP; /* objects given back since are on its free list */
+            return NULL;
+        }
+        obj = slab_obj(s, d, p->dest_bump++);
+    } else {
+        obj = d->freelist;
+        if (!obj)
+            return NULL;
+        void *next = fp_get(s, obj);
+        if (unlikely(((uintptr_t)next ^ (uintptr_t)obj) >> s->slab_shift) && next)
+            slab_report_corrupt_freelist(s, obj, next);
+        d->freelist = next;
+        if (next) { /* the next pop reads its link, the next move writes it */
+            __builtin_prefetch((char *)next + s->fp_offset, 0);
+            __builtin_prefetch(next, 1);
+        }
+    }
+    obj_mark_inuse(s, obj);
+    slab_set_inuse(d, slab_inuse(d) + 1);
+    counter_inc(&p->owner.allocs);
+    if (unlikely(s->flags & SLAB_DEBUG_FLAGS))
+        debug_on_alloc(s, obj, __builtin_return_address(0));
+    return obj;
+}
+
+/* A constructed object for move, never from the slab being vacated. */
 static void *dest_alloc(struct pass *p)
 {
     struct slab_cache *s = p->s;
     for (;;) {
         struct slab *d = p->dest;
-        if (d && d->freelist) {
-            void *obj = d->freelist;
-            d->freelist = fp_get(s, obj);
-            slab_set_inuse(d, slab_inuse(d) + 1);
-            counter_inc(&p->owner.allocs);
-            if (unlikely(s->flags & SLAB_DEBUG_FLAGS))
-                debug_on_alloc(s, obj, __builtin_return_address(0));
-            return obj;
-        }
-        if (d)
+        if (d) {
+            void *obj = dest_take(p, d);
+            if (obj)
+                return obj;
+            if (p->dest_bump != NO_BUMP || d->freelist)
+                continue;
             slab_merge_remote(s, d);
-        if (d && d->freelist)
-            continue;
-        if (d) {
-            cache_put_slab(s, d);
-            p->nr_frozen--;
+            if (d->freelist)
+                continue;
+            p->dest = NULL;
+            cache_put_slab(s, d); /* full: FULL, or LISTED if frees raced in */
         }
-        pthread_mutex_lock(&s->lock);
-        d = cache_partial_fullest(s);
-        /* A destination must not itself be a candidate of this pass: otherwise
-         * it would escape the pass's questions, and objects would move twice. */
-        if (d && !(d->defrag_flags & SLAB_DF_NOMOVE) &&
-            live_objects(d) * 100u < p->threshold * s->objects)
-            d = NULL;
-        if (d) {
-            cache_partial_remove(s, d);
-            pass_own(p, d);
-            p->nr_frozen++;
-        }
-        pthread_mutex_unlock(&s->lock);
-        if (!d) {
-            d = slab_new(s);
-            if (!d) {
-                p->dest = NULL;
-                return NULL;
-            }
-            atomic_store_explicit(&d->owner, &p->owner, relaxed);
-            p->created++;
-            p->nr_frozen++;
-        }
-        p->dest = d;
+        if (!next_dest(p))
+            return NULL;
     }
 }
 
-/* List the allocated objects of a frozen slab into p->vec. */
-static int collect_objects(struct pass *p, struct slab *sl)
+/* ---- listing live objects ---------------------------------------------------- */
+
+/* Slow and exact: the slots that are on none of the slab's free lists. */
+static int walk_live(struct pass *p, struct slab *sl)
 {
     struct slab_cache *s = p->s;
     unsigned words = (s->objects + 63) / 64;
@@ -293,18 +382,52 @@ static int collect_objects(struct pass *p, struct slab *sl)
     return nr;
 }
 
+/* The allocated objects of a frozen slab into p->vec, by their in-use marks
+ * (inuse.h).  Every object still allocated after the scan carries its mark, so
+ * finding at least the slab's live count (read after the scan) means none was
+ * missed; otherwise (objects freed meanwhile, a cache whose free pointer lies
+ * inside the object) walk the free lists. */
+static int list_live(struct pass *p, struct slab *sl)
+{
+    struct slab_cache *s = p->s;
+    if (s->fp_outside) {
+        unsigned nr = 0;
+        for (unsigned i = 0; i < s->objects; i++) {
+            void *obj = slab_obj(s, sl, i);
+            p->vec[nr] = obj;
+            nr += obj_marked_inuse(s, obj);
+        }
+        if (nr >= live_objects(sl) && nr <= slab_inuse(sl))
+            return (int)nr;
+    }
+    return walk_live(p, sl);
+}
+
+/* ---- one slab's turn --------------------------------------------------------- */
+
 static void count_result(struct slab_cache *s, enum slab_move_result r)
 {
     if ((unsigned)r < 5)
         atomic_fetch_add_explicit(&s->dstat.move_results[r], 1, relaxed);
 }
 
+/* Pull an object the callback is about to copy into the cache. */
+static void prefetch_object(const struct slab_cache *s, const void *obj)
+{
+    size_t n = s->size < 512 ? s->size : 512;
+    for (size_t off = 0; off < n; off += 64)
+        __builtin_prefetch((const char *)obj + off, 0);
+}
+
 /* Move every object of a frozen slab; stops at NO. */
 static void vacate_by_move(struct pass *p, struct slab *sl, int nr)
 {
     struct slab_cache *s = p->s;
+    prefetch_object(s, p->vec[0]);
     for (int i = 0; i < nr && !(sl->defrag_flags & SLAB_DF_NOMOVE); i++) {
         void *old = p->vec[i];
+        if (i + 1 < nr)
+            prefetch_object(s, p->vec[i + 1]);
         void *new = dest_alloc(p);
         if (!new)
             break;
@@ -338,64 +461,41 @@ static void vacate_by_move(struct pass *p, struct slab *sl, int nr)
 static void vacate_by_evict(struct pass *p, struct slab *sl, int nr)
 {
     struct slab_cache *s = p->s;
+    (void)sl;
     void *priv = s->get(s, nr, p->vec);
     s->kick(s, nr, p->vec, priv);
     p->kicked += (uint64_t)nr;
 }
 
 /*
- * End of a slab's turn: a slab the callbacks could not empty (LATER, DONT_KNOW,
- * a kick that freed nothing) counts one futile turn; at DEFRAG_DISBELIEF it is
- * treated as NO.  It stays frozen on p->done until the pass ends, so one pass
- * never asks about a slab twice and never targets it.
+ * End of a slab's turn.  Empty (by its counts): it becomes a spare, a future
+ * destination and, unless reused, released at the end.  Not empty: a futile
+ * turn (LATER, DONT_KNOW, a kick that freed nothing) counts once; at
+ * DEFRAG_DISBELIEF the slab is treated as NO.  It stays frozen on p->done until
+ * the pass ends, so one pass never asks about a slab twice.
  */
 static void end_turn(struct pass *p, struct slab *sl)
 {
-    slab_merge_remote(p->s, sl);
-    if (slab_inuse(sl) == 0)
+    if (live_objects(sl) == 0) {
         p->nr_emptied++;
-    else if (++sl->later_count >= DEFRAG_DISBELIEF)
+        sl->defrag_flags = 0; /* an emptied slab is movable again */
+        sl->later_count = 0;
+        p->spare[p->nr_spare++] = (struct os_slab_ref){ .base = sl, .seg = sl->seg };
+        return;
+    }
+    slab_merge_remote(p->s, sl);
+    if (++sl->later_count >= DEFRAG_DISBELIEF)
         sl->defrag_flags |= SLAB_DF_NOMOVE;
     sl->next = p->done;
     p->done = sl;
-}
-
-/* End of the pass: the slabs on `chain` (frozen, chained by next) that are
- * empty are unlinked from the cache under one lock and returned in refs[] (the
- * caller releases them in one batch); the others go back to the cache. */
-static size_t unfreeze_all(struct pass *p, struct slab *chain, struct os_slab_ref *refs)
-{
-    struct slab_cache *s = p->s;
-    struct slab *empty = NULL;
-    while (chain) {
-        struct slab *sl = chain;
-        chain = sl->next;
-        slab_merge_remote(s, sl);
-        if (slab_inuse(sl) == 0) {
-            sl->next = empty;
-            empty = sl;
-        } else {
-            sl->list = LIST_NONE;
-            cache_put_slab(s, sl);
-        }
-    }
-    size_t n = 0;
-    pthread_mutex_lock(&s->lock);
-    for (struct slab *sl = empty; sl; sl = sl->next) {
-        cache_unlink_slab(s, sl);
-        atomic_store_explicit(&sl->magic, 0, relaxed);
-        refs[n++] = (struct os_slab_ref){ .base = sl, .seg = sl->seg };
-    }
-    pthread_mutex_unlock(&s->lock);
-    p->released += n;
-    return n;
 }
 
 static void vacate(struct pass *p, struct slab *sl)
 {
     struct slab_cache *s = p->s;
     p->scanned++;
-    int nr = collect_objects(p, sl);
+    p->vacating_live = live_objects(sl);
+    int nr = list_live(p, sl);
     if (nr > 0) {
         if (s->move)
             vacate_by_move(p, sl, nr);
@@ -405,34 +505,55 @@ static void vacate(struct pass *p, struct slab *sl)
     end_turn(p, sl);
 }
 
+/* ---- end of the pass ----------------------------------------------------------- */
+
+/* Unlink the spare slabs from the cache (RELEASE_CHUNK per lock hold, the
+ * next headers prefetched) and hand them to the OS in one sorted batch. */
+static void release_spares(struct pass *p)
+{
+    struct slab_cache *s = p->s;
+    size_t n = p->nr_spare;
+    for (size_t i = 0; i < n;) {
+        size_t end = i + RELEASE_CHUNK < n ? i + RELEASE_CHUNK : n;
+        pthread_mutex_lock(&s->lock);
+        for (; i < end; i++) {
+            if (i + 8 < n)
+                __builtin_prefetch(&((struct slab *)p->spare[i + 8].base)->all_next, 1);
+            struct slab *sl = p->spare[i].base;
+            cache_unlink_slab(s, sl);
+            atomic_store_explicit(&sl->magic, 0, relaxed);
+        }
+        pthread_mutex_unlock(&s->lock);
+    }
+    if (n)
+        os_slab_free_batch(p->spare, n, s->slab_shift);
+    p->released += n;
+    p->nr_spare = 0;
+}
+
 static void pass_finish(struct pass *p)
 {
     struct slab_cache *s = p->s;
-    if (p->dest) { /* an unused destination (all answers NO) is released too */
-        p->dest->next = p->done;
-        p->done = p->dest;
-        p->dest = NULL;
+    struct slab *d = p->dest;
+    p->dest = NULL;
+    if (d) {
+        end_bump(p, d);
+        slab_merge_remote(s, d);
+        if (slab_inuse(d) == 0) /* every answer gave its object back */
+            p->spare[p->nr_spare++] = (struct os_slab_ref){ .base = d, .seg = d->seg };
+        else
+            cache_put_slab(s, d);
     }
-    /* Emptied slabs go back to the OS at the end of the pass, the rest to the
-     * partial lists (unmovable ones to the top bin). */
-    struct os_slab_ref *refs = malloc((p->nr_frozen ? p->nr_frozen : 1) * sizeof *refs);
-    struct slab *done = p->done;
-    p->done = NULL;
-    if (refs) {
-        size_t nrefs = unfreeze_all(p, done, refs);
-        if (nrefs)
-            os_slab_free_batch(refs, nrefs, s->slab_shift);
-        free(refs);
-    } else { /* no memory for the batch: release one by one */
-        while (done) {
-            struct slab *sl = done;
-            struct os_slab_ref one;
-            done = sl->next;
-            sl->next = NULL;
-            if (unfreeze_all(p, sl, &one))
-                os_slab_free(one.base, s->slab_shift, one.seg);
-        }
+    /* Slabs that kept objects go back to the partial lists (unmovable ones to
+     * the top bin); one that concurrent frees emptied meanwhile is released by
+     * cache_put_slab beyond the cache's empty reserve. */
+    while (p->done) {
+        struct slab *sl = p->done;
+        p->done = sl->next;
+        sl->list = LIST_NONE;
+        cache_put_slab(s, sl);
     }
+    release_spares(p);
     pthread_mutex_lock(&s->lock);
     s->retired_allocs += atomic_load_explicit(&p->owner.allocs, relaxed);
     s->retired_frees += atomic_load_explicit(&p->owner.frees, relaxed);
@@ -446,6 +567,7 @@ static void pass_finish(struct pass *p)
     atomic_fetch_add(&s->dstat.bytes, p->released << s->slab_shift);
     free(p->vec);
     free(p->bitmap);
+    free(p->spare);
 }
 
 /* Release empty slabs (all of them when `all`), settling the bins first when
@@ -503,6 +625,7 @@ long defrag_pass(struct slab_cache *s, const struct defrag_request *rq, struct d
                     break;
                 }
             }
+            res->more |= p.nomem;
             pass_finish(&p);
             pass_cache = outer;
             res->scanned = p.scanned;
