@@ -90,6 +90,7 @@
 #include "defrag.h"
 #include "debug.h"
 #include "inuse.h"
+#include "scratch.h"
 
 #define DEFRAG_DISBELIEF 3 /* LATER answers (or futile kicks) before a slab counts as NO */
 #define RELEASE_CHUNK 256  /* slabs unlinked per cache->lock hold at the end of a pass */
@@ -104,8 +105,12 @@ struct pass {
     unsigned dest_bump;        /* next never-handed-out slot of a reused spare, or NO_BUMP */
     unsigned vacating_live;    /* live objects of the slab whose turn it is, at its start */
     struct slab *done;         /* vacated slabs that kept objects, still frozen (by next) */
-    struct os_slab_ref *spare; /* emptied slabs: stack of destinations and release list */
+    struct os_slab_ref *spare; /* emptied slabs: [spare_head, nr_spare) are available as */
+    size_t spare_head;         /* destinations, the same range is released at the end */
     size_t nr_spare, cap_spare;
+    bool ordered;              /* candidates in address order (cand), spares reused FIFO */
+    struct slab **cand;        /* ordered: the candidates, ascending address */
+    size_t nr_cand, next_cand, cap_cand;
     uint64_t nr_emptied;       /* slabs whose turn left them empty */
     bool nomem;                /* p->spare could not grow: the pass stopped early */
     void **vec;                /* objects of the slab being vacated */
@@ -209,10 +214,13 @@ static bool reserve_spare(struct pass *p)
 {
     if (p->nr_spare + 2 <= p->cap_spare)
         return true;
-    size_t cap = p->cap_spare ? p->cap_spare * 2 : 64;
-    struct os_slab_ref *n = realloc(p->spare, cap * sizeof *n);
+    size_t cap = p->cap_spare ? p->cap_spare * 2 : 256;
+    struct os_slab_ref *n = scratch_alloc(cap * sizeof *n);
     if (!n)
         return false;
+    if (p->nr_spare)
+        memcpy(n, p->spare, p->nr_spare * sizeof *n);
+    scratch_free(p->spare, p->cap_spare * sizeof *n);
     p->spare = n;
     p->cap_spare = cap;
     return true;
@@ -250,6 +258,105 @@ static struct slab *freeze_candidate(struct pass *p)
     return found;
 }
 
+/* A slab may be vacated now: still LISTED on a partial bin of this cache, not
+ * unmovable, below the threshold.  cache->lock held; the header is read
+ * through atomics first because the slab may since have been released. */
+static bool is_candidate(struct pass *p, struct slab *sl)
+{
+    struct slab_cache *s = p->s;
+    return slab_is_live_of(sl, s) && xf_state(atomic_load(&sl->xfree)) == ST_LISTED &&
+           sl->list == LIST_PARTIAL && !(sl->defrag_flags & SLAB_DF_NOMOVE) &&
+           live_objects(sl) * 100u < p->threshold * s->objects;
+}
+
+/* LSD radix sort of slab pointers by address (12-bit digits over the slab
+ * number: 36 bits cover the 47-bit address space above 4 KiB slabs). */
+static void sort_by_address(struct slab **a, struct slab **tmp, size_t n, unsigned shift)
+{
+    for (unsigned d = 0; d < 36; d += 12) {
+        size_t count[4097] = { 0 };
+        for (size_t i = 0; i < n; i++)
+            count[(((uintptr_t)a[i] >> (shift + d)) & 4095) + 1]++;
+        for (unsigned k = 1; k <= 4096; k++)
+            count[k] += count[k - 1];
+        for (size_t i = 0; i < n; i++)
+            tmp[count[((uintptr_t)a[i] >> (shift + d)) & 4095]++] = a[i];
+        struct slab **t = a;
+        a = tmp;
+        tmp = t;
+    }
+    /* three passes: the sorted copy is in the caller's tmp */
+    memcpy(tmp, a, n * sizeof *a);
+}
+
+/*
+ * A pass without deadline visits its candidates in address order: it empties
+ * them from the low end and refills the emptied ones first (FIFO), so the
+ * survivors gather at low addresses and the released slabs form long runs
+ * (one MADV_DONTNEED each) instead of one run per slab.  The candidates are
+ * listed under one cache->lock hold; each is frozen only at its turn (and
+ * skipped if it has changed meanwhile), so allocators keep every other slab.
+ * false (use the bins) when the array cannot be had.
+ */
+static bool collect_candidates(struct pass *p, bool forget)
+{
+    struct slab_cache *s = p->s;
+    pthread_mutex_lock(&s->lock);
+    size_t cap = s->nr_partial;
+    pthread_mutex_unlock(&s->lock);
+    cap += cap / 8 + 16;
+    struct slab **a = scratch_alloc(cap * sizeof *a), **tmp = scratch_alloc(cap * sizeof *tmp);
+    if (!a || !tmp) {
+        scratch_free(a, cap * sizeof *a);
+        scratch_free(tmp, cap * sizeof *tmp);
+        return false;
+    }
+    size_t n = 0;
+    pthread_mutex_lock(&s->lock);
+    for (unsigned b = 0; b < PARTIAL_BINS; b++)
+        for (struct slab *sl = s->partial[b].head; sl && n < cap; sl = sl->next) {
+            if (forget) { /* shrink: "unmovable until the cache is shrunk" */
+                sl->defrag_flags &= (uint8_t)~SLAB_DF_NOMOVE;
+                sl->later_count = 0;
+            }
+            if (is_candidate(p, sl))
+                a[n++] = sl;
+        }
+    pthread_mutex_unlock(&s->lock);
+    sort_by_address(a, tmp, n, s->slab_shift);
+    scratch_free(a, cap * sizeof *a);
+    p->cand = tmp;
+    p->cap_cand = cap;
+    p->nr_cand = n;
+    return true;
+}
+
+/* The next ordered candidate that is still one, frozen; or NULL. */
+static struct slab *freeze_next_ordered(struct pass *p)
+{
+    struct slab_cache *s = p->s;
+    if (!reserve_spare(p)) {
+        p->nomem = true;
+        return NULL;
+    }
+    while (p->next_cand < p->nr_cand) {
+        struct slab *sl = p->cand[p->next_cand++];
+        if (p->next_cand + 4 < p->nr_cand)
+            __builtin_prefetch(p->cand[p->next_cand + 4], 1);
+        pthread_mutex_lock(&s->lock);
+        bool ok = is_candidate(p, sl);
+        if (ok) {
+            cache_partial_remove(s, sl);
+            sl->list = LIST_FROZEN;
+            pass_own(p, sl);
+        }
+        pthread_mutex_unlock(&s->lock);
+        if (ok)
+            return sl;
+    }
+    return NULL;
+}
+
 /* ---- destinations ---------------------------------------------------------- */
 
 /* A spare slab becomes the destination: every object in it is free (nobody
@@ -281,8 +388,16 @@ static void end_bump(struct pass *p, struct slab *d)
 static bool next_dest(struct pass *p)
 {
     struct slab_cache *s = p->s;
+    struct slab *d = NULL;
+    p->dest_bump = NO_BUMP;
+    if (p->ordered && p->spare_head < p->nr_spare) {
+        d = p->spare[p->spare_head++].base; /* the lowest address: survivors stay low */
+        reuse_spare(p, d);
+        p->dest = d;
+        return true;
+    }
     pthread_mutex_lock(&s->lock);
-    struct slab *d = cache_partial_fullest(s);
+    d = cache_partial_fullest(s);
     if (d && !(d->defrag_flags & SLAB_DF_NOMOVE) && live_objects(d) <= p->vacating_live)
         d = NULL;
     if (d) {
@@ -290,10 +405,9 @@ static bool next_dest(struct pass *p)
         pass_own(p, d);
     }
     pthread_mutex_unlock(&s->lock);
-    p->dest_bump = NO_BUMP;
     if (d) {
         slab_merge_remote(s, d);
-    } else if (p->nr_spare) {
+    } else if (p->spare_head < p->nr_spare) {
         d = p->spare[--p->nr_spare].base;
         reuse_spare(p, d);
     } else {
@@ -512,23 +626,24 @@ static void vacate(struct pass *p, struct slab *sl)
 static void release_spares(struct pass *p)
 {
     struct slab_cache *s = p->s;
-    size_t n = p->nr_spare;
+    struct os_slab_ref *refs = p->spare + p->spare_head;
+    size_t n = p->nr_spare - p->spare_head;
     for (size_t i = 0; i < n;) {
         size_t end = i + RELEASE_CHUNK < n ? i + RELEASE_CHUNK : n;
         pthread_mutex_lock(&s->lock);
         for (; i < end; i++) {
             if (i + 8 < n)
-                __builtin_prefetch(&((struct slab *)p->spare[i + 8].base)->all_next, 1);
-            struct slab *sl = p->spare[i].base;
+                __builtin_prefetch(&((struct slab *)refs[i + 8].base)->all_next, 1);
+            struct slab *sl = refs[i].base;
             cache_unlink_slab(s, sl);
             atomic_store_explicit(&sl->magic, 0, relaxed);
         }
         pthread_mutex_unlock(&s->lock);
     }
     if (n)
-        os_slab_free_batch(p->spare, n, s->slab_shift);
+        os_slab_free_batch(refs, n, s->slab_shift);
     p->released += n;
-    p->nr_spare = 0;
+    p->nr_spare = p->spare_head = 0;
 }
 
 static void pass_finish(struct pass *p)
@@ -567,7 +682,8 @@ static void pass_finish(struct pass *p)
     atomic_fetch_add(&s->dstat.bytes, p->released << s->slab_shift);
     free(p->vec);
     free(p->bitmap);
-    free(p->spare);
+    scratch_free(p->spare, p->cap_spare * sizeof *p->spare);
+    scratch_free(p->cand, p->cap_cand * sizeof *p->cand);
 }
 
 /* Release empty slabs (all of them when `all`), settling the bins first when
@@ -599,7 +715,10 @@ long defrag_pass(struct slab_cache *s, const struct defrag_request *rq, struct d
         if (h)
             heap_flush(h);
     }
-    release_empties(s, rq->release_all_empty, !rq->deadline_ns || rq->forget_refusals,
+    /* A pass without deadline orders its candidates itself (its own walk of
+     * the bins sees each slab's live count and forgets refusals for shrink);
+     * budgeted steps take them from settled bins. */
+    release_empties(s, rq->release_all_empty, rq->deadline_ns && rq->forget_refusals,
                     rq->forget_refusals);
     long rc = 0;
     if (has_callbacks(s)) {
@@ -615,7 +734,8 @@ long defrag_pass(struct slab_cache *s, const struct defrag_request *rq, struct d
             struct slab_cache *outer = pass_cache;
             pass_cache = s;
             struct slab *sl;
-            while ((sl = freeze_candidate(&p)) != NULL) {
+            p.ordered = !rq->deadline_ns && collect_candidates(&p, rq->forget_refusals);
+            while ((sl = p.ordered ? freeze_next_ordered(&p) : freeze_candidate(&p)) != NULL) {
                 vacate(&p, sl);
                 /* Stopped by the deadline or the slab limit: say whether
                  * candidates may remain, so a budgeted caller goes on. */
