@@ -313,8 +313,13 @@ static bool collect_candidates(struct pass *p, bool forget)
     }
     size_t n = 0;
     pthread_mutex_lock(&s->lock);
+    size_t stride = slab_bytes(s) * 8;
     for (unsigned b = 0; b < PARTIAL_BINS; b++)
         for (struct slab *sl = s->partial[b].head; sl && n < cap; sl = sl->next) {
+            /* A list is a chain of misses; its neighbours in memory are often
+             * its next members (slabs are listed in the order they filled). */
+            __builtin_prefetch((const char *)sl - stride, 1);
+            __builtin_prefetch((const char *)sl + stride, 1);
             if (forget) { /* shrink: "unmovable until the cache is shrunk" */
                 sl->defrag_flags &= (uint8_t)~SLAB_DF_NOMOVE;
                 sl->later_count = 0;
@@ -331,6 +336,14 @@ static bool collect_candidates(struct pass *p, bool forget)
     return true;
 }
 
+/* Pull the in-use marks (free-pointer words) of a slab into the cache. */
+static void prefetch_marks(const struct slab_cache *s, const struct slab *sl)
+{
+    const char *w = (const char *)slab_obj(s, sl, 0) + s->fp_offset;
+    for (unsigned i = 0; i < s->objects; i++, w += s->stride)
+        __builtin_prefetch(w, 0);
+}
+
 /* The next ordered candidate that is still one, frozen; or NULL. */
 static struct slab *freeze_next_ordered(struct pass *p)
 {
@@ -341,8 +354,12 @@ static struct slab *freeze_next_ordered(struct pass *p)
     }
     while (p->next_cand < p->nr_cand) {
         struct slab *sl = p->cand[p->next_cand++];
+        /* Headers four turns ahead, in-use marks one turn ahead: their misses
+         * overlap this turn's moves. */
         if (p->next_cand + 4 < p->nr_cand)
             __builtin_prefetch(p->cand[p->next_cand + 4], 1);
+        if (p->next_cand < p->nr_cand && s->fp_outside)
+            prefetch_marks(s, p->cand[p->next_cand]);
         pthread_mutex_lock(&s->lock);
         bool ok = is_candidate(p, sl);
         if (ok) {
