@@ -14,7 +14,7 @@
  *         │ empty:     SPARE (frozen, empty) ──reused──► DESTINATION
  *         │                 └──end of pass──► released to the OS (sorted, batched)
  *         └ not empty: DONE (frozen) ──end of pass──► back via cache_put_slab
- *      LISTED (the fullest bin) ──taken──► DESTINATION ──full──► FULL via cache_put_slab
+ *      LISTED (the fullest bin) ──taken──► DESTINATION ──full──► DONE
  *      new slab ──────────────────────────► DESTINATION   (only when nothing else is)
  *      DESTINATION ──end of pass──► cache_put_slab (or released if it ended empty)
  *
@@ -29,8 +29,10 @@
  *    bins meet and a pass moves as few objects as it can), else a SPARE slab (one
  *    that an earlier turn of this pass emptied: its pages are resident, so it
  *    costs no page faults), else a new slab.  A slab taken as a destination
- *    has left the bins, so it is never vacated in the same pass, and a slab
- *    whose turn is over is never frozen again: no object moves twice.
+ *    has left the bins and stays with the pass (full ones on DONE) until the
+ *    pass ends, so frees racing into it cannot make it a candidate of the same
+ *    pass, and a slab whose turn is over is never frozen again: no object moves
+ *    twice.
  *
  * 3. What a pass touches.  Per vacated slab: its header, the free-pointer word
  *    of each slot (in-use marks, inuse.h: independent loads, no free-list walk),
@@ -104,7 +106,8 @@ struct pass {
     struct slab *dest;         /* current destination slab (move protocol) */
     unsigned dest_bump;        /* next never-handed-out slot of a reused spare, or NO_BUMP */
     unsigned vacating_live;    /* live objects of the slab whose turn it is, at its start */
-    struct slab *done;         /* vacated slabs that kept objects, still frozen (by next) */
+    struct slab *done;         /* vacated slabs that kept objects and full destinations,
+                                  still owned by the pass (chained by next) */
     struct os_slab_ref *spare; /* emptied slabs: [spare_head, nr_spare) are available as */
     size_t spare_head;         /* destinations, the same range is released at the end */
     size_t nr_spare, cap_spare;
@@ -485,8 +488,12 @@ static void *dest_alloc(struct pass *p)
             slab_merge_remote(s, d);
             if (d->freelist)
                 continue;
+            /* Full.  It stays with the pass until the end, so frees that
+             * race in cannot make it a candidate of this pass (its objects
+             * would move twice). */
             p->dest = NULL;
-            cache_put_slab(s, d); /* full: FULL, or LISTED if frees raced in */
+            d->next = p->done;
+            p->done = d;
         }
         if (!next_dest(p))
             return NULL;
@@ -676,9 +683,9 @@ static void pass_finish(struct pass *p)
         else
             cache_put_slab(s, d);
     }
-    /* Slabs that kept objects go back to the partial lists (unmovable ones to
-     * the top bin); one that concurrent frees emptied meanwhile is released by
-     * cache_put_slab beyond the cache's empty reserve. */
+    /* Slabs that kept objects and full destinations go back (FULL, or to the
+     * partial lists, unmovable ones to the top bin); one that concurrent frees
+     * emptied meanwhile is released by cache_put_slab beyond the empty reserve. */
     while (p->done) {
         struct slab *sl = p->done;
         p->done = sl->next;

@@ -127,6 +127,8 @@ struct owner {
     uint64_t *gens;
     enum slab_move_result answer;
     dt_decide_fn decide;
+    void (*on_dont_know)(struct owner *o, void *old_obj); /* under lock, when set */
+    void (*before_move)(struct owner *o, void *old_obj);  /* without the lock, when set */
     /* Per-pass records (under lock): slab and call number of every old and new. */
     struct dt_rec *old_recs, *new_recs;
     size_t n_old, n_new;
@@ -334,12 +336,16 @@ static enum slab_move_result dt_move(void *old_obj, void *new_obj, size_t size, 
     CHECK(new_obj != NULL && new_obj != old_obj, "move got new %p for old %p", new_obj, old_obj);
     CHECK(slab_base(new_obj, o->slab_size) != slab_base(old_obj, o->slab_size),
           "move: new %p is in the slab being vacated (old %p)", new_obj, old_obj);
+    if (o->before_move)
+        o->before_move(o, old_obj);
     uint64_t slot = atomic_load_explicit(&old->slot, memory_order_relaxed);
     pthread_mutex_lock(&o->lock);
     dt_record(o, old_obj, new_obj);
     if (slot >= o->nslots || o->slots[slot] != old_obj) {
         r = SLAB_MOVE_DONT_KNOW; /* freed, or being freed, by the owner */
         atomic_fetch_add(&o->dont_know, 1);
+        if (o->on_dont_know)
+            o->on_dont_know(o, old_obj);
     } else {
         atomic_fetch_add(&o->calls_per_slot[slot], 1);
         r = o->decide ? o->decide(o, slot, old_obj) : o->answer;
