@@ -28,7 +28,9 @@
  *    vacated (objects move from emptier to fuller slabs, so the two ends of the
  *    bins meet and a pass moves as few objects as it can), else a SPARE slab (one
  *    that an earlier turn of this pass emptied: its pages are resident, so it
- *    costs no page faults), else a new slab.  A slab taken as a destination
+ *    costs no page faults), else the fullest partial slab anyway, and a new
+ *    slab only when the cache has no other partial slab.  A pass without
+ *    deadline prefers SPARE slabs, lowest address first (section 4).  A slab taken as a destination
  *    has left the bins and stays with the pass (full ones on DONE) until the
  *    pass ends, so frees racing into it cannot make it a candidate of the same
  *    pass, and a slab whose turn is over is never frozen again: no object moves
@@ -46,11 +48,17 @@
  *    marks disagree with its counts (objects freed meanwhile, a cache whose free
  *    pointer lies inside the object, debug caches), has its free lists walked.
  *
- * 4. Release.  At the end of the pass the SPARE slabs (and DONE slabs that
- *    concurrent frees emptied) are unlinked from the cache in chunks of
- *    RELEASE_CHUNK slabs per cache->lock hold, then handed to os_slab_free_batch
- *    outside every lock: sorted by address, one MADV_DONTNEED per run of
- *    adjacent slabs.  The bytes a pass reports are exactly those slabs.
+ * 4. Order and release.  A pass without deadline (a trigger) lists its
+ *    candidates in one walk of the bins and visits them in address order,
+ *    refilling the lowest emptied slabs first: survivors gather at low
+ *    addresses and the released slabs form long runs.  A budgeted step (the
+ *    background defragmenter) takes the emptiest candidate from the bins each
+ *    time instead.  At the end of the pass the remaining SPARE slabs are
+ *    unlinked from the cache in chunks of RELEASE_CHUNK slabs per cache->lock
+ *    hold, then handed to os_slab_free_batch outside every lock: sorted by
+ *    address, one MADV_DONTNEED per run of adjacent slabs (a run may span slabs
+ *    that were already free).  The bytes a pass reports are exactly those
+ *    slabs, less any slab it had to create.
  *
  * 5. What the owner may do in a callback: allocate and free objects of any cache
  *    (frees into frozen slabs land on their remote stacks), take its own locks.
@@ -418,7 +426,10 @@ static bool next_dest(struct pass *p)
     }
     pthread_mutex_lock(&s->lock);
     d = cache_partial_fullest(s);
-    if (d && !(d->defrag_flags & SLAB_DF_NOMOVE) && live_objects(d) <= p->vacating_live)
+    /* Not fuller than the slab being vacated: a spare is better; without one,
+     * it still beats a new slab (page faults, and one more survivor). */
+    if (d && !(d->defrag_flags & SLAB_DF_NOMOVE) && live_objects(d) <= p->vacating_live &&
+        p->spare_head < p->nr_spare)
         d = NULL;
     if (d) {
         cache_partial_remove(s, d);
