@@ -36,7 +36,11 @@
  *    at once.  Nor is a dirty page whose write the device refuses waited for:
  *    it stays dirty (nothing is dropped) and the allocation fails with ENOMEM.
  *    bcache_shrink then hands evicted frames back to the OS (MADV_DONTNEED) and
- *    shrinks the buffer_head slab cache.
+ *    shrinks the buffer_head slab cache; it reports the two separately (page
+ *    bytes: what mem_used fell by; slab bytes: buffer_head slab memory handed
+ *    to the OS, which mem_used never counted).  A reclaim that evicted pages
+ *    also defragments the buffer_head cache when most of its slab memory is
+ *    fragmentation (reclaim_defrag_buffer_heads).
  * 6. Observability.  evictions, memory_used, cached_pages.
  */
 #define _GNU_SOURCE
@@ -150,6 +154,27 @@ static struct bc_page *pin_writeback_page(struct bc_page *p, struct bc_page *hav
     return p;
 }
 
+/*
+ * Evicting pages frees their buffer heads, which leaves the buffer_head slabs
+ * sparse: memory the process holds but the cache no longer counts.  When most
+ * of that slab memory is fragmentation (fewer than half the slab capacity
+ * allocated, over at least BH_DEFRAG_MIN_SLABS slabs), the allocation path runs
+ * one get/kick pass over the slabs below half full, as bcache_shrink and the
+ * background defragmenter do.  Called with no lock held; get/kick only trylock
+ * pages, so a caller holding block or page locks cannot deadlock with it, and
+ * a thread already inside a pass of this cache gets -EBUSY at once.
+ */
+#define BH_DEFRAG_MIN_SLABS 16u
+
+static void reclaim_defrag_buffer_heads(struct bcache *bc)
+{
+    struct slab_cache_stats st;
+    if (!bc->bh_cache || slab_cache_get_stats(bc->bh_cache, &st) != 0)
+        return;
+    if (st.slabs >= BH_DEFRAG_MIN_SLABS && st.objects_active * 2 < st.objects_total)
+        slab_cache_defrag(bc->bh_cache, 50);
+}
+
 unsigned reclaim_some(struct bcache *bc)
 {
     unsigned evicted = 0;
@@ -186,12 +211,21 @@ unsigned reclaim_some(struct bcache *bc)
             reclaim_backoff(attempt);
     }
     pthread_mutex_unlock(&bc->clock_lock);
+    if (evicted)
+        reclaim_defrag_buffer_heads(bc);
     return evicted;
 }
 
 long bcache_shrink(struct bcache *bc, size_t target_bytes)
 {
-    if (!bc) {
+    struct bcache_shrink_result res;
+    long rc = bcache_shrink_split(bc, target_bytes, &res);
+    return rc < 0 ? rc : (long)res.page_bytes;
+}
+
+long bcache_shrink_split(struct bcache *bc, size_t target_bytes, struct bcache_shrink_result *out)
+{
+    if (!bc || !out) {
         errno = EINVAL;
         return -EINVAL;
     }
@@ -206,9 +240,9 @@ long bcache_shrink(struct bcache *bc, size_t target_bytes)
     }
     int64_t freed = before - atomic_load(&bc->mem_used);
     long slab = slab_cache_shrink(bc->bh_cache);
-    if (slab > 0)
-        freed += slab;
-    return freed > 0 ? (long)freed : 0;
+    out->page_bytes = freed > 0 ? (uint64_t)freed : 0;
+    out->slab_bytes = slab > 0 ? (uint64_t)slab : 0;
+    return (long)out->page_bytes;
 }
 
 /* ---- dropping a closing device's pages ------------------------------------------------- */

@@ -145,10 +145,11 @@ static bool has_callbacks(const struct slab_cache *s)
 
 /* ---- registration -------------------------------------------------------- */
 
-/* Callbacks read freed objects, so the free pointer must live outside them. */
+/* Callbacks read freed objects, so the free pointer must live outside them,
+ * or where the owner placed it (slab_cache_set_freeptr_offset). */
 static int make_fp_outside(struct slab_cache *s)
 {
-    if (s->fp_outside)
+    if (s->fp_outside || (s->flags & SLAB_CACHE_FP_PLACED))
         return 0;
     if (atomic_load(&s->nr_slabs) != 0 || s->heaps)
         return -EBUSY;

@@ -33,6 +33,13 @@
 
 #define SLAB_FP_INUSE ((void *)1)
 
+/* In slab_cache->flags (outside SLAB_VALID_FLAGS): the owner placed the free
+ * pointer inside the object (slab_cache_set_freeptr_offset, cache.c), so the
+ * rest of a free object stays intact and defrag callbacks need it no further
+ * out.  Such a cache has fp_outside false: its in-use marks are overwritten by
+ * the owner's data, and a defrag pass walks its free lists instead. */
+#define SLAB_CACHE_FP_PLACED 0x80000000u
+
 /* Every path that hands out an object calls this once fp_get(obj) is done. */
 static inline void obj_mark_inuse(const struct slab_cache *s, void *obj)
 {
