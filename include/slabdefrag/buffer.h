@@ -161,8 +161,10 @@ long bcache_shrink(struct bcache *bc, size_t target_bytes);
 
 /* What bcache_shrink_split() freed, in two parts that must not be added up as
  * one: page_bytes is the cache's own accounted memory (memory_used fell by it);
- * slab_bytes is memory of the process-wide "buffer_head" slab cache handed back
- * to the OS (fragmentation the cache never counted in memory_used). */
+ * slab_bytes is how much the slab memory of the process-wide "buffer_head"
+ * cache fell during the call (slabs emptied by the evictions and by its
+ * defragmentation, handed back to the OS: memory memory_used never counted;
+ * other caches' buffer heads share that slab cache). */
 struct bcache_shrink_result {
     uint64_t page_bytes;
     uint64_t slab_bytes;

@@ -160,19 +160,31 @@ static struct bc_page *pin_writeback_page(struct bc_page *p, struct bc_page *hav
  * of that slab memory is fragmentation (fewer than half the slab capacity
  * allocated, over at least BH_DEFRAG_MIN_SLABS slabs), the allocation path runs
  * one get/kick pass over the slabs below half full, as bcache_shrink and the
- * background defragmenter do.  Called with no lock held; get/kick only trylock
+ * background defragmenter do.  A pass that hands nothing back (buffer heads
+ * referenced, dirty or locked) makes the next BH_DEFRAG_SKIP reclaims skip the
+ * check, so a cache whose buffer heads cannot go pays for it rarely.  Called with no lock held; get/kick only trylock
  * pages, so a caller holding block or page locks cannot deadlock with it, and
  * a thread already inside a pass of this cache gets -EBUSY at once.
  */
 #define BH_DEFRAG_MIN_SLABS 16u
+#define BH_DEFRAG_SKIP 64u /* reclaims that skip the check after a pass freed nothing */
+
+/* Process-wide like the buffer_head cache: reclaims left to skip. */
+static _Atomic unsigned bh_defrag_skip;
 
 static void reclaim_defrag_buffer_heads(struct bcache *bc)
 {
     struct slab_cache_stats st;
+    unsigned skip = atomic_load_explicit(&bh_defrag_skip, memory_order_relaxed);
+    if (skip) {
+        atomic_compare_exchange_strong(&bh_defrag_skip, &skip, skip - 1);
+        return;
+    }
     if (!bc->bh_cache || slab_cache_get_stats(bc->bh_cache, &st) != 0)
         return;
-    if (st.slabs >= BH_DEFRAG_MIN_SLABS && st.objects_active * 2 < st.objects_total)
-        slab_cache_defrag(bc->bh_cache, 50);
+    if (st.slabs >= BH_DEFRAG_MIN_SLABS && st.objects_active * 2 < st.objects_total &&
+        slab_cache_defrag(bc->bh_cache, 50) == 0)
+        atomic_store_explicit(&bh_defrag_skip, BH_DEFRAG_SKIP, memory_order_relaxed);
 }
 
 unsigned reclaim_some(struct bcache *bc)
@@ -216,6 +228,14 @@ unsigned reclaim_some(struct bcache *bc)
     return evicted;
 }
 
+/* Slab memory the buffer_head cache holds (evictions free buffer heads, and the
+ * slabs they empty go back to the OS on the way, before any shrink). */
+static uint64_t bh_slab_bytes(struct bcache *bc)
+{
+    struct slab_cache_stats st;
+    return bc->bh_cache && slab_cache_get_stats(bc->bh_cache, &st) == 0 ? st.bytes_mapped : 0;
+}
+
 long bcache_shrink(struct bcache *bc, size_t target_bytes)
 {
     struct bcache_shrink_result res;
@@ -230,6 +250,7 @@ long bcache_shrink_split(struct bcache *bc, size_t target_bytes, struct bcache_s
         return -EINVAL;
     }
     int64_t before = atomic_load(&bc->mem_used);
+    uint64_t slab_before = bh_slab_bytes(bc);
     size_t frames = target_bytes == SIZE_MAX ? SIZE_MAX : target_bytes / BC_PAGE_SIZE + 1;
     page_release_free_frames(bc, frames);
     while ((size_t)(before - atomic_load(&bc->mem_used)) < target_bytes) {
@@ -239,9 +260,10 @@ long bcache_shrink_split(struct bcache *bc, size_t target_bytes, struct bcache_s
             break;
     }
     int64_t freed = before - atomic_load(&bc->mem_used);
-    long slab = slab_cache_shrink(bc->bh_cache);
+    slab_cache_shrink(bc->bh_cache);
+    uint64_t slab_after = bh_slab_bytes(bc);
     out->page_bytes = freed > 0 ? (uint64_t)freed : 0;
-    out->slab_bytes = slab > 0 ? (uint64_t)slab : 0;
+    out->slab_bytes = slab_before > slab_after ? slab_before - slab_after : 0;
     return (long)out->page_bytes;
 }
 
