@@ -423,6 +423,8 @@ static bool next_dest(struct pass *p)
         d = p->spare[p->spare_head++].base; /* the lowest address: survivors stay low */
         reuse_spare(p, d);
         p->dest = d;
+        if (p->spare_head < p->nr_spare) /* the next one's header, written on reuse */
+            __builtin_prefetch(p->spare[p->spare_head].base, 1);
         return true;
     }
     pthread_mutex_lock(&s->lock);
