@@ -61,16 +61,7 @@ int main(void)
     printf("bh_size: stride %zu, %u per slab; %zu free buffer heads on slab free lists, all "
            "with b_page NULL\n", s->stride, st.objects_per_slab, free_seen);
     CHECK(slab_cache_validate(s) == 0 && bcache_validate(bc) == 0, "inconsistent");
-    static unsigned char want[BS];
-    for (uint64_t b = 0; b < nblocks; b += 7) {
-        struct buffer_head *bh = bh_read(d, b);
-        CHECK(bh, "bh_read(%llu): %s", (unsigned long long)b, strerror(errno));
-        for (unsigned i = 0; i < BS; i++)
-            want[i] = pattern_byte(SEED, b * BS + i);
-        CHECK(memcmp(bh->b_data, want, BS) == 0, "block %llu reads back wrong",
-              (unsigned long long)b);
-        bh_put(bh);
-    }
+    verify_block_range(d, BS, SEED, 0, nblocks, 7);
     CHECK(bcache_destroy(bc) == 0, "destroy");
     image_remove(path);
     return 0;

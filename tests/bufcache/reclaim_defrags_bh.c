@@ -28,23 +28,6 @@ static struct slab_cache_stats sstats(struct slab_cache *s)
     return st;
 }
 
-/* Read blocks from..to (step apart) and check a sample of their bytes. */
-static void read_range(struct bdev *d, uint64_t from, uint64_t to, uint64_t step, unsigned bs,
-                       uint64_t seed)
-{
-    static unsigned char want[4096];
-    for (uint64_t b = from; b < to; b += step) {
-        struct buffer_head *bh = bh_read(d, b);
-        CHECK(bh, "bh_read(%llu): %s", (unsigned long long)b, strerror(errno));
-        for (unsigned i = 0; i < bs; i += 61)
-            want[i] = pattern_byte(seed, b * bs + i);
-        for (unsigned i = 0; i < bs; i += 61)
-            CHECK(((unsigned char *)bh->b_data)[i] == want[i], "block %llu byte %u wrong",
-                  (unsigned long long)b, i);
-        bh_put(bh);
-    }
-}
-
 int main(void)
 {
     char a_path[256], b_path[256];
@@ -56,11 +39,11 @@ int main(void)
     struct slab_cache *s = slab_cache_find("buffer_head");
     CHECK(s, "no buffer_head cache");
 
-    read_range(a, 0, 4096, 1, 1024, SEED_A);
+    verify_block_range(a, 1024, SEED_A, 0, 4096, 1);
     struct slab_cache_stats before = sstats(s);
     for (uint64_t chunk = 0; chunk < 2048; chunk += 64) {
-        read_range(b, chunk, chunk + 64, 1, 4096, SEED_B);
-        read_range(a, 0, 4096, 32, 1024, SEED_A); /* every eighth page of A: a hit */
+        verify_block_range(b, 4096, SEED_B, chunk, chunk + 64, 1);
+        verify_block_range(a, 1024, SEED_A, 0, 4096, 32); /* every eighth page of A: a hit */
     }
     CHECK(slab_cache_defrag(s, 0) >= 0, "defrag(0)"); /* this thread's slabs back: exact stats */
     struct slab_cache_stats after = sstats(s);
@@ -77,8 +60,8 @@ int main(void)
     CHECK(after.objects_active * 3 >= after.objects_total,
           "buffer_head slabs left sparse: %llu of %llu objects", 
           (unsigned long long)after.objects_active, (unsigned long long)after.objects_total);
-    read_range(a, 0, 4096, 3, 1024, SEED_A);
-    read_range(b, 0, 2048, 5, 4096, SEED_B);
+    verify_block_range(a, 1024, SEED_A, 0, 4096, 3);
+    verify_block_range(b, 4096, SEED_B, 0, 2048, 5);
     CHECK(slab_cache_validate(s) == 0 && bcache_validate(bc) == 0, "inconsistent");
 
     /* bcache_shrink_split: page bytes and slab bytes, apart. */
