@@ -325,13 +325,14 @@ static bool collect_candidates(struct pass *p, bool forget)
     }
     size_t n = 0;
     pthread_mutex_lock(&s->lock);
-    size_t stride = slab_bytes(s) * 8;
+    size_t step = slab_bytes(s);
     for (unsigned b = 0; b < PARTIAL_BINS; b++)
         for (struct slab *sl = s->partial[b].head; sl && n < cap; sl = sl->next) {
-            /* A list is a chain of misses; its neighbours in memory are often
-             * its next members (slabs are listed in the order they filled). */
-            __builtin_prefetch((const char *)sl - stride, 1);
-            __builtin_prefetch((const char *)sl + stride, 1);
+            /* A list is a chain of misses.  Slabs are listed as they fill, in
+             * address order, pushed at the head: the next members usually lie
+             * a few slabs below this one. */
+            for (unsigned k = 2; k <= 8; k *= 2)
+                __builtin_prefetch((const char *)sl - k * step, 1);
             if (forget) { /* shrink: "unmovable until the cache is shrunk" */
                 sl->defrag_flags &= (uint8_t)~SLAB_DF_NOMOVE;
                 sl->later_count = 0;
