@@ -323,23 +323,32 @@ static bool collect_candidates(struct pass *p, bool forget)
         scratch_free(tmp, cap * sizeof *tmp);
         return false;
     }
-    size_t n = 0;
+    size_t n = 0, m = 0;
     pthread_mutex_lock(&s->lock);
+    /* First only the links: a chain of misses, but slabs are listed as they
+     * fill, in address order, pushed at the head, so a list's next members
+     * usually lie within 16 slabs below (the other bins' slabs in between are
+     * visited too, later: the prefetches are not wasted).  Then the headers'
+     * counts and marks, prefetched ahead from the array. */
     size_t step = slab_bytes(s);
     for (unsigned b = 0; b < PARTIAL_BINS; b++)
-        for (struct slab *sl = s->partial[b].head; sl && n < cap; sl = sl->next) {
-            /* A list is a chain of misses.  Slabs are listed as they fill, in
-             * address order, pushed at the head: the next members usually lie
-             * a few slabs below this one. */
-            for (unsigned k = 2; k <= 8; k *= 2)
-                __builtin_prefetch((const char *)sl - k * step, 1);
-            if (forget) { /* shrink: "unmovable until the cache is shrunk" */
-                sl->defrag_flags &= (uint8_t)~SLAB_DF_NOMOVE;
-                sl->later_count = 0;
-            }
-            if (is_candidate(p, sl))
-                a[n++] = sl;
+        for (struct slab *sl = s->partial[b].head; sl && m < cap; sl = sl->next) {
+            for (unsigned k = 1; k <= 16; k++)
+                __builtin_prefetch(&((const struct slab *)((const char *)sl - k * step))->next, 0);
+            a[m++] = sl;
         }
+    for (size_t i = 0; i < m; i++) {
+        struct slab *sl = a[i];
+        if (i + 8 < m)
+            __builtin_prefetch(a[i + 8], 1);
+        if (forget && (sl->defrag_flags & SLAB_DF_NOMOVE || sl->later_count)) {
+            /* shrink: "unmovable until the cache is shrunk" */
+            sl->defrag_flags &= (uint8_t)~SLAB_DF_NOMOVE;
+            sl->later_count = 0;
+        }
+        if (is_candidate(p, sl))
+            a[n++] = sl;
+    }
     pthread_mutex_unlock(&s->lock);
     sort_by_address(a, tmp, n, s->slab_shift);
     scratch_free(a, cap * sizeof *a);
