@@ -376,12 +376,12 @@ static struct slab *freeze_next_ordered(struct pass *p)
     }
     while (p->next_cand < p->nr_cand) {
         struct slab *sl = p->cand[p->next_cand++];
-        /* Headers four turns ahead, in-use marks one turn ahead: their misses
-         * overlap this turn's moves. */
+        /* Headers four turns ahead, in-use marks two turns ahead: their
+         * misses overlap this turn's and the next turn's moves. */
         if (p->next_cand + 4 < p->nr_cand)
             __builtin_prefetch(p->cand[p->next_cand + 4], 1);
-        if (p->next_cand < p->nr_cand && s->fp_outside)
-            prefetch_marks(s, p->cand[p->next_cand]);
+        if (p->next_cand + 1 < p->nr_cand && s->fp_outside)
+            prefetch_marks(s, p->cand[p->next_cand + 1]);
         pthread_mutex_lock(&s->lock);
         bool ok = is_candidate(p, sl);
         if (ok) {
