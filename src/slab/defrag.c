@@ -30,15 +30,17 @@
  *    that an earlier turn of this pass emptied: its pages are resident, so it
  *    costs no page faults), else the fullest partial slab anyway, and a new
  *    slab only when the cache has no other partial slab.  A pass without
- *    deadline prefers SPARE slabs, lowest address first (section 4).  A slab taken as a destination
- *    has left the bins and stays with the pass (full ones on DONE) until the
- *    pass ends, so frees racing into it cannot make it a candidate of the same
- *    pass, and a slab whose turn is over is never frozen again: no object moves
- *    twice.
+ *    deadline prefers SPARE slabs, lowest address first (section 4).  A slab
+ *    taken as a destination has left the bins and stays with the pass (full
+ *    ones on DONE) until the pass ends, so frees racing into it cannot make it
+ *    a candidate of the same pass, and a slab whose turn is over is never
+ *    frozen again: no object moves twice.
  *
- * 3. What a pass touches.  Per vacated slab: its header, the free-pointer word
- *    of each slot (in-use marks, inuse.h: independent loads, no free-list walk),
- *    and the objects it moves (prefetched one object ahead).  A slab its turn
+ * 3. What a pass touches.  A trigger first reads the header of every partial
+ *    slab once (section 4).  Per vacated slab: its header, the free-pointer word
+ *    of each slot (in-use marks, inuse.h: independent loads, prefetched two
+ *    slabs ahead, no free-list walk), and the objects it moves (prefetched one
+ *    object ahead); per destination, the slots it fills.  A slab its turn
  *    empties is neither merged nor walked: its counts (inuse minus remote frees)
  *    say it is empty, and its (slab, segment) pair goes straight into the
  *    release array, which doubles as the stack of SPARE slabs.  Reusing a SPARE
@@ -49,7 +51,10 @@
  *    pointer lies inside the object, debug caches), has its free lists walked.
  *
  * 4. Order and release.  A pass without deadline (a trigger) lists its
- *    candidates in one walk of the bins and visits them in address order,
+ *    candidates in one walk of the bins under cache->lock (counts read from the
+ *    headers, no free list merged; shrink forgets refusals in the same walk),
+ *    sorts them by address (radix sort) and visits them in that order, each
+ *    frozen only at its turn and skipped if it is no longer a candidate,
  *    refilling the lowest emptied slabs first: survivors gather at low
  *    addresses and the released slabs form long runs.  A budgeted step (the
  *    background defragmenter) takes the emptiest candidate from the bins each
@@ -87,6 +92,9 @@
  * 8. Observability.  dstat: passes, scanned (slabs frozen), freed (slabs
  *    released), kicked / moved / refused objects, bytes released, and one counter
  *    per move result.
+ * 9. Numbers.  RELEASE_CHUNK = 256 slabs per lock hold while unlinking (a few
+ *    tens of microseconds of cache->lock); pass arrays come from mmap
+ *    (scratch.h), so a pass leaves no malloc residue in the RSS it reduces.
  *
  * Lock order: defrag_lock (one pass per cache), then cache->lock; callbacks run
  * with neither cache->lock nor any os.c lock held (defrag_lock is held, which is
