@@ -44,9 +44,12 @@
  *    empties is neither merged nor walked: its counts (inuse minus remote frees)
  *    say it is empty, and its (slab, segment) pair goes straight into the
  *    release array, which doubles as the stack of SPARE slabs.  Reusing a SPARE
- *    slab discards its free lists (every object is free) and hands out slots in
- *    address order (a bump index); the slots left over get a free list when the
- *    slab stops being the destination.  Only a slab that kept objects, or whose
+ *    slab discards its free lists (every object is free, so no thread can push
+ *    onto its remote stack meanwhile) and hands out slots in address order (a
+ *    bump index, also in SLAB_RANDOM_ORDER caches: where a pass puts an object
+ *    is the pass's choice, never an allocation an attacker can steer); the
+ *    slots left over get a free list when the slab stops being the
+ *    destination.  Only a slab that kept objects, or whose
  *    marks disagree with its counts (objects freed meanwhile, a cache whose free
  *    pointer lies inside the object, debug caches), has its free lists walked.
  *
