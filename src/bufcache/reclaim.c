@@ -162,9 +162,10 @@ static struct bc_page *pin_writeback_page(struct bc_page *p, struct bc_page *hav
  * one get/kick pass over the slabs below half full, as bcache_shrink and the
  * background defragmenter do.  A pass that hands nothing back (buffer heads
  * referenced, dirty or locked) makes the next BH_DEFRAG_SKIP reclaims skip the
- * check, so a cache whose buffer heads cannot go pays for it rarely.  Called with no lock held; get/kick only trylock
- * pages, so a caller holding block or page locks cannot deadlock with it, and
- * a thread already inside a pass of this cache gets -EBUSY at once.
+ * check, so a cache whose buffer heads cannot go pays for it rarely.  Called
+ * with no lock held; get/kick only trylock pages, so a caller holding block or
+ * page locks cannot deadlock with it, and a thread already inside a pass of
+ * this cache gets -EBUSY at once.
  */
 #define BH_DEFRAG_MIN_SLABS 16u
 #define BH_DEFRAG_SKIP 64u /* reclaims that skip the check after a pass freed nothing */

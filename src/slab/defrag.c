@@ -646,6 +646,8 @@ static void release_spares(struct pass *p)
                 __builtin_prefetch(&((struct slab *)refs[i + 8].base)->all_next, 1);
             struct slab *sl = refs[i].base;
             cache_unlink_slab(s, sl);
+            /* No state, no remote stack: a late free finds nothing to push on. */
+            atomic_store_explicit(&sl->xfree, 0, memory_order_release);
             atomic_store_explicit(&sl->magic, 0, relaxed);
         }
         pthread_mutex_unlock(&s->lock);
