@@ -19,6 +19,7 @@ int cmd_shrink(int argc, char **argv); /* shrink.c: shrink/defrag a live process
 /* Helpers shared by subcommands (util.c). */
 double cli_now(void);
 size_t cli_rss_bytes(void);
+double cli_defrag_limit_seconds(size_t moved, size_t released); /* memcpy + MADV_DONTNEED */
 void cli_progress(const char *what, size_t done, size_t total, int quiet);
 
 #endif

@@ -153,10 +153,26 @@ int bh_sync(struct buffer_head *bh);
 /*
  * Free about target_bytes of the cache's memory: evict unreferenced clean pages
  * (dirty ones are written first), release their memory to the OS, and shrink the
- * buffer_head slab cache.  Returns the bytes freed (>= 0) or -errno.
- * target_bytes SIZE_MAX frees everything that is not referenced.
+ * buffer_head slab cache.  Returns the bytes of the cache's own memory freed
+ * (what memory_used fell by; >= 0) or -errno.  target_bytes SIZE_MAX frees
+ * everything that is not referenced.
  */
 long bcache_shrink(struct bcache *bc, size_t target_bytes);
+
+/* What bcache_shrink_split() freed, in two parts that must not be added up as
+ * one: page_bytes is the cache's own accounted memory (memory_used fell by it);
+ * slab_bytes is how much the slab memory of the process-wide "buffer_head"
+ * cache fell during the call (slabs emptied by the evictions and by its
+ * defragmentation, handed back to the OS: memory memory_used never counted;
+ * other caches' buffer heads share that slab cache). */
+struct bcache_shrink_result {
+    uint64_t page_bytes;
+    uint64_t slab_bytes;
+};
+
+/* bcache_shrink(), reporting both parts in *out.  Returns out->page_bytes, or
+ * -EINVAL (bc or out NULL, errno set). */
+long bcache_shrink_split(struct bcache *bc, size_t target_bytes, struct bcache_shrink_result *out);
 
 struct bcache_stats {
     uint64_t hits;              /* bh_read/bh_get that found the block cached */

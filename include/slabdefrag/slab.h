@@ -77,6 +77,21 @@ struct slab_cache *slab_cache_create(const char *name, size_t size, size_t align
  */
 void slab_cache_destroy(struct slab_cache *s);
 
+/*
+ * Place the allocator's free pointer inside the object, at byte `offset`
+ * (a multiple of 8, offset + 8 <= size), as Linux's freeptr_offset does.  By
+ * default a cache with a constructor or defrag callbacks keeps the free pointer
+ * after the object (8 more bytes per object, or a whole alignment step) so that
+ * a free object keeps every byte of its constructed, type-stable state; with
+ * this call only the 8 bytes at `offset` are the allocator's while the object is
+ * free, and get/kick/move callbacks may still read every other field of a free
+ * object.  The owner promises never to rely on those 8 bytes of a free object.
+ * Debug caches (SLAB_POISON, SLAB_RED_ZONE, ...) keep the pointer outside.
+ * Call it before the first slab_alloc(): 0, or -EINVAL (NULL, misaligned or
+ * out-of-range offset) or -EBUSY (the cache already has slabs), errno set.
+ */
+int slab_cache_set_freeptr_offset(struct slab_cache *s, size_t offset);
+
 /* Allocate one object.  NULL with errno ENOMEM when the OS refuses memory. */
 void *slab_alloc(struct slab_cache *s);
 
@@ -210,9 +225,10 @@ int slab_cache_setup_defrag(struct slab_cache *s, slab_get_fn get, slab_kick_fn 
 /*
  * Move protocol — relocation, illumos kmem move semantics.
  * `move(old, new, size, arg)` gets `new`: an allocated, constructed object taken
- * from the fullest partial slab of the cache (never a frozen one), or from a new
- * slab when no partial slab has room.  The owner copies old to new and re-points
- * every reference under its own locks, and answers:
+ * from the fullest partial slab of the cache, or from a slab that an earlier
+ * step of the same pass has already emptied — never from a slab still being
+ * vacated — or from a new slab when there is neither.  The owner copies old to
+ * new and re-points every reference under its own locks, and answers:
  */
 enum slab_move_result {
     SLAB_MOVE_YES,       /* moved: allocator frees old */

@@ -58,13 +58,12 @@ static void bh_ctor(void *obj)
     memset(bh, 0, sizeof *bh);
 }
 
-/* What one buffer head really costs: a whole cache line (SLAB_HWCACHE_ALIGN),
- * or its share of a slab including the slab's own overhead if that is more.
- * Partly empty slabs (fragmentation) are not included: that is what defrag
- * reclaims, and the slab statistics show it. */
+/* What one buffer head really costs: its share of a slab, the slab's own
+ * overhead included.  Partly empty slabs (fragmentation) are not included:
+ * that is what defrag reclaims, and the slab statistics show it. */
 static size_t bh_footprint(struct slab_cache *s)
 {
-    size_t bytes = (sizeof(struct bh_impl) + 63) & ~(size_t)63;
+    size_t bytes = sizeof(struct bh_impl);
     struct slab_cache_stats st;
     if (slab_cache_get_stats(s, &st) == 0 && st.objects_per_slab &&
         st.slab_size / st.objects_per_slab > bytes)
@@ -72,13 +71,27 @@ static size_t bh_footprint(struct slab_cache *s)
     return bytes;
 }
 
+/* The "buffer_head" cache: 56-byte objects, no padding.  The allocator's free
+ * pointer overlays b_blocknr of a free buffer head (set on every ring build,
+ * never read through a stale pointer), so the fields that get/kick read of a
+ * possibly free buffer head — b_page above all, NULL once freed — keep their
+ * values and no extra word per object is needed. */
+static struct slab_cache *bh_cache_create(void)
+{
+    struct slab_cache *s = slab_cache_create("buffer_head", sizeof(struct bh_impl), 0, 0, bh_ctor);
+    if (s && slab_cache_set_freeptr_offset(s, offsetof(struct bh_impl, pub.b_blocknr)) != 0) {
+        slab_cache_destroy(s); /* cannot happen: a new cache with room for the pointer */
+        s = NULL;
+    }
+    return s;
+}
+
 int bh_cache_acquire(struct bcache *bc)
 {
     int err = 0;
     pthread_mutex_lock(&bh_cache_lock);
     if (!bh_cache)
-        bh_cache = slab_cache_create("buffer_head", sizeof(struct bh_impl), 0,
-                                     SLAB_HWCACHE_ALIGN, bh_ctor);
+        bh_cache = bh_cache_create();
     if (bh_cache && !bh_cache_users && bh_defrag_register(bh_cache) != 0) {
         slab_cache_destroy(bh_cache); /* cannot happen: a new ctor cache accepts get/kick */
         bh_cache = NULL;

@@ -123,7 +123,7 @@ struct bh_impl {
     _Atomic(struct bc_page *) b_page; /* owning page; cleared (release) on detach */
     struct bh_impl *b_this_page;      /* next buffer of the ring (circular) */
 };
-_Static_assert(sizeof(struct bh_impl) <= 64, "a buffer head fits in 64 bytes");
+_Static_assert(sizeof(struct bh_impl) <= 56, "a buffer head fits in 56 bytes");
 
 static inline struct bh_impl *bh_impl(struct buffer_head *bh)
 {

@@ -43,7 +43,11 @@
  *    warm free frames, which eviction leaves charged for the next miss, then by
  *    evicting.
  *    bcache_shrink then hands evicted frames back to the OS (MADV_DONTNEED) and
- *    shrinks the buffer_head slab cache.
+ *    shrinks the buffer_head slab cache; it reports the two separately (page
+ *    bytes: what mem_used fell by; slab bytes: buffer_head slab memory handed
+ *    to the OS, which mem_used never counted).  A reclaim that evicted pages
+ *    also defragments the buffer_head cache when most of its slab memory is
+ *    fragmentation (reclaim_defrag_buffer_heads).
  * 6. Observability.  evictions, memory_used, cached_pages.
  */
 #define _GNU_SOURCE
@@ -182,6 +186,40 @@ void reclaim_set_test_hooks(const struct reclaim_test_hooks *hooks)
     atomic_store(&test_hooks, hooks);
 }
 
+/*
+ * Evicting pages frees their buffer heads, which leaves the buffer_head slabs
+ * sparse: memory the process holds but the cache no longer counts.  When most
+ * of that slab memory is fragmentation (fewer than half the slab capacity
+ * allocated, over at least BH_DEFRAG_MIN_SLABS slabs), the allocation path runs
+ * one get/kick pass over the slabs below half full, as bcache_shrink and the
+ * background defragmenter do.  A pass that hands nothing back (buffer heads
+ * referenced, dirty or locked) makes the next BH_DEFRAG_SKIP reclaims skip the
+ * check, so a cache whose buffer heads cannot go pays for it rarely.  Called
+ * with no lock held; get/kick only trylock pages, so a caller holding block or
+ * page locks cannot deadlock with it, and a thread already inside a pass of
+ * this cache gets -EBUSY at once.
+ */
+#define BH_DEFRAG_MIN_SLABS 16u
+#define BH_DEFRAG_SKIP 64u /* reclaims that skip the check after a pass freed nothing */
+
+/* Process-wide like the buffer_head cache: reclaims left to skip. */
+static _Atomic unsigned bh_defrag_skip;
+
+static void reclaim_defrag_buffer_heads(struct bcache *bc)
+{
+    struct slab_cache_stats st;
+    unsigned skip = atomic_load_explicit(&bh_defrag_skip, memory_order_relaxed);
+    if (skip) {
+        atomic_compare_exchange_strong(&bh_defrag_skip, &skip, skip - 1);
+        return;
+    }
+    if (!bc->bh_cache || slab_cache_get_stats(bc->bh_cache, &st) != 0)
+        return;
+    if (st.slabs >= BH_DEFRAG_MIN_SLABS && st.objects_active * 2 < st.objects_total &&
+        slab_cache_defrag(bc->bh_cache, 50) == 0)
+        atomic_store_explicit(&bh_defrag_skip, BH_DEFRAG_SKIP, memory_order_relaxed);
+}
+
 unsigned reclaim_some(struct bcache *bc)
 {
     unsigned evicted = 0;
@@ -221,6 +259,8 @@ unsigned reclaim_some(struct bcache *bc)
             reclaim_backoff(attempt);
     }
     pthread_mutex_unlock(&bc->clock_lock);
+    if (evicted)
+        reclaim_defrag_buffer_heads(bc);
     return evicted;
 }
 
@@ -236,13 +276,29 @@ bool mem_charge_reclaiming(struct bcache *bc, size_t bytes)
     return true;
 }
 
+/* Slab memory the buffer_head cache holds (evictions free buffer heads, and the
+ * slabs they empty go back to the OS on the way, before any shrink). */
+static uint64_t bh_slab_bytes(struct bcache *bc)
+{
+    struct slab_cache_stats st;
+    return bc->bh_cache && slab_cache_get_stats(bc->bh_cache, &st) == 0 ? st.bytes_mapped : 0;
+}
+
 long bcache_shrink(struct bcache *bc, size_t target_bytes)
 {
-    if (!bc) {
+    struct bcache_shrink_result res;
+    long rc = bcache_shrink_split(bc, target_bytes, &res);
+    return rc < 0 ? rc : (long)res.page_bytes;
+}
+
+long bcache_shrink_split(struct bcache *bc, size_t target_bytes, struct bcache_shrink_result *out)
+{
+    if (!bc || !out) {
         errno = EINVAL;
         return -EINVAL;
     }
     int64_t before = atomic_load(&bc->mem_used);
+    uint64_t slab_before = bh_slab_bytes(bc);
     size_t frames = target_bytes == SIZE_MAX ? SIZE_MAX : target_bytes / BC_PAGE_SIZE + 1;
     page_release_free_frames(bc, frames);
     while ((size_t)(before - atomic_load(&bc->mem_used)) < target_bytes) {
@@ -252,10 +308,11 @@ long bcache_shrink(struct bcache *bc, size_t target_bytes)
             break;
     }
     int64_t freed = before - atomic_load(&bc->mem_used);
-    long slab = slab_cache_shrink(bc->bh_cache);
-    if (slab > 0)
-        freed += slab;
-    return freed > 0 ? (long)freed : 0;
+    slab_cache_shrink(bc->bh_cache);
+    uint64_t slab_after = bh_slab_bytes(bc);
+    out->page_bytes = freed > 0 ? (uint64_t)freed : 0;
+    out->slab_bytes = slab_before > slab_after ? slab_before - slab_after : 0;
+    return (long)out->page_bytes;
 }
 
 /* ---- dropping a closing device's pages ------------------------------------------------- */

@@ -15,11 +15,14 @@
  *   4. a new slab from the OS (os.c), constructing its objects.
  * A thief holding the heap makes the fast path fail; the slow path waits for it.
  * Errors: ENOMEM when the heap or a new slab cannot be had.
+ * Every object handed out carries the in-use mark in its free-pointer word
+ * (inuse.h), which a defrag pass reads instead of walking free lists.
  */
 #include <errno.h>
 
 #include "internal.h"
 #include "debug.h"
+#include "inuse.h"
 
 static inline void *heap_pop(struct slab_cache *s, struct heap *h)
 {
@@ -29,6 +32,7 @@ static inline void *heap_pop(struct slab_cache *s, struct heap *h)
      * corrupted or forged link stops here instead of handing out wild memory. */
     if (unlikely(((uintptr_t)next ^ (uintptr_t)obj) >> s->slab_shift) && next)
         slab_report_corrupt_freelist(s, obj, next);
+    obj_mark_inuse(s, obj); /* defrag lists live objects by this mark (inuse.h) */
     h->freelist = next;
     h->nfree--;
     counter_inc(&h->allocs);
@@ -46,6 +50,7 @@ static inline void *heap_pop_lfree(struct slab_cache *s, struct heap *h)
     uintptr_t seg = ((uintptr_t)next >> SEGMENT_SHIFT) & (SEGMAP_ENTRIES - 1);
     if (unlikely(next && atomic_load_explicit(&segmap[seg], relaxed) != s->slab_shift))
         slab_report_corrupt_freelist(s, obj, next);
+    obj_mark_inuse(s, obj); /* defrag lists live objects by this mark (inuse.h) */
     h->lfree = next;
     h->nlfree--;
     counter_inc(&h->allocs);

@@ -14,10 +14,15 @@
  * 3. Layout of an object slot (stride bytes):
  *      [object][debug red zone][free pointer]   when the free pointer is outside
  *      [free pointer | rest of object]          otherwise (it overlays a free object)
+ *      [object .. free pointer at fp_offset ..] when the owner placed it
  *    The free pointer lives outside the object whenever the object's contents must
  *    survive being free: a constructor (type-stable, constructed state kept across
  *    free/alloc), debug poisoning, or defrag callbacks (which may read a freed
- *    object, e.g. its refcount; set before the first slab exists, see defrag.c).
+ *    object, e.g. its refcount; set before the first slab exists, see defrag.c) —
+ *    unless the owner named 8 bytes of the object that need not survive
+ *    (slab_cache_set_freeptr_offset: SLAB_CACHE_FP_PLACED, as Linux's
+ *    freeptr_offset), which saves the 8 bytes per object.  Debug caches keep it
+ *    outside regardless.
  * 4. Slab size rule: the smallest power of two from 4 KiB to 256 KiB that holds
  *    at least 8 objects with at most 1/8 of the slab wasted (header + tail);
  *    if none does, 256 KiB.  Examples: 64 B → 4 KiB (63 objects), 256 B → 4 KiB
@@ -44,6 +49,7 @@
 #include "debug.h"
 #include "defrag.h"
 #include "fork.h"
+#include "inuse.h"
 #include "stats_sock.h"
 
 pthread_mutex_t cache_list_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -263,6 +269,27 @@ void slab_cache_destroy(struct slab_cache *s)
     pthread_mutex_destroy(&s->defrag_lock);
     meta_free(s, sizeof *s);
     pthread_rwlock_unlock(&destroy_rw);
+}
+
+int slab_cache_set_freeptr_offset(struct slab_cache *s, size_t offset)
+{
+    if (!s || offset % sizeof(void *) || offset + sizeof(void *) > s->size)
+        return errno = EINVAL, -EINVAL;
+    int rc = 0;
+    pthread_mutex_lock(&s->lock);
+    if (atomic_load(&s->nr_slabs) != 0 || s->heaps) {
+        rc = EBUSY;
+    } else if (!(s->flags & SLAB_DEBUG_FLAGS)) {
+        rc = -cache_compute_layout(s, false);
+        if (rc == 0) {
+            s->fp_offset = offset;
+            s->flags |= SLAB_CACHE_FP_PLACED;
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (rc)
+        errno = rc;
+    return -rc;
 }
 
 struct slab_cache *cache_list_head(void) { return cache_list; }

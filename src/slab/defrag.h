@@ -1,6 +1,7 @@
 /*
  * slab/defrag.h — the engine's internal interface, between defrag.c (one pass
- * over one cache) and defrag_bg.c (which caches, when, and how much).
+ * over one cache), defrag_api.c (registration and triggers) and defrag_bg.c
+ * (which caches, when, and how much).
  */
 #ifndef SLABDEFRAG_SLAB_DEFRAG_H
 #define SLABDEFRAG_SLAB_DEFRAG_H
@@ -27,6 +28,7 @@ struct defrag_result {
 /* One pass; returns res->bytes or a negative errno (-EBUSY, -ENOMEM). */
 long defrag_pass(struct slab_cache *s, const struct defrag_request *rq, struct defrag_result *res);
 uint64_t defrag_now_ns(void);
+bool defrag_in_pass(void); /* this thread runs a pass's callbacks */
 
 /* defrag_bg.c: pin every live cache (skipping dying ones) / drop the pins. */
 size_t cache_pin_all(struct slab_cache ***out);

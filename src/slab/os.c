@@ -196,23 +196,92 @@ static int by_address(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* A run of slabs handed back with one MADV_DONTNEED. */
+struct os_run {
+    char *base;
+    size_t len;
+    struct segment *seg;
+};
+
+static bool slab_is_free(const struct segment *seg, unsigned idx)
+{
+    return !(seg->used[idx / 64] & (UINT64_C(1) << (idx % 64)));
+}
+
+/*
+ * Pool lock held.  Cut the sorted refs[] into runs: consecutive refs of one
+ * segment join a run when every slab between them is free; those free gap
+ * slabs are marked in use (borrowed), so no os_slab_alloc can take one while
+ * the run is zapped outside the lock.  The caller marks every slab of every
+ * run free afterwards.  Returns the number of runs.
+ */
+static size_t bridge_free_gaps(const struct os_slab_ref *refs, size_t n, unsigned shift,
+                               struct os_run *runs)
+{
+    size_t nr = 0;
+    for (size_t i = 0; i < n;) {
+        struct segment *seg = refs[i].seg;
+        size_t j = i + 1;
+        for (; j < n && refs[j].seg == seg; j++) {
+            unsigned from = (unsigned)(((char *)refs[j - 1].base - seg->base) >> shift) + 1;
+            unsigned to = (unsigned)(((char *)refs[j].base - seg->base) >> shift);
+            unsigned k = from;
+            while (k < to && slab_is_free(seg, k))
+                k++;
+            if (k < to)
+                break;
+            for (k = from; k < to; k++) {
+                seg->used[k / 64] |= UINT64_C(1) << (k % 64);
+                seg->nr_free--;
+            }
+        }
+        char *end = (char *)refs[j - 1].base + ((size_t)1 << shift);
+        runs[nr++] = (struct os_run){ .base = refs[i].base, .len = (size_t)(end - (char *)refs[i].base),
+                                      .seg = seg };
+        i = j;
+    }
+    return nr;
+}
+
 /*
  * Release many slabs of one size at once (a defrag pass's emptied slabs): one
- * MADV_DONTNEED per run of adjacent slabs instead of one per slab, then one pool
- * lock for all the bitmap updates.  refs[] is sorted in place.
+ * MADV_DONTNEED per run of adjacent slabs instead of one per slab, outside the
+ * pool lock, then one pool lock for all the bitmap updates.  refs[] is sorted
+ * in place (unless it already is).  A run also spans slabs of the segment that
+ * are already free (their pages are gone: zapping them again costs next to
+ * nothing), which bridge_free_gaps() borrows for the duration.
  */
 void os_slab_free_batch(struct os_slab_ref *refs, size_t n, unsigned shift)
 {
     size_t size = (size_t)1 << shift;
-    qsort(refs, n, sizeof *refs, by_address);
-    for (size_t i = 0; i < n;) {
+    bool sorted = true;
+    for (size_t i = 1; i < n && sorted; i++)
+        sorted = (uintptr_t)refs[i - 1].base < (uintptr_t)refs[i].base;
+    if (!sorted)
+        qsort(refs, n, sizeof *refs, by_address);
+    struct pool *p = &pools[shift - SLAB_MIN_SHIFT];
+    struct os_run *runs = meta_alloc(n * sizeof *runs);
+    if (runs) {
+        pthread_mutex_lock(&p->lock);
+        size_t nr = bridge_free_gaps(refs, n, shift, runs);
+        pthread_mutex_unlock(&p->lock);
+        for (size_t r = 0; r < nr; r++)
+            madvise(runs[r].base, runs[r].len, MADV_DONTNEED);
+        pthread_mutex_lock(&p->lock);
+        for (size_t r = 0; r < nr; r++)
+            for (size_t off = 0; off < runs[r].len; off += size)
+                mark_slab_free(p, runs[r].seg, runs[r].base + off, shift);
+        pthread_mutex_unlock(&p->lock);
+        meta_free(runs, n * sizeof *runs);
+        return;
+    }
+    for (size_t i = 0; i < n;) { /* no memory for the runs: adjacent slabs only */
         size_t j = i + 1;
         while (j < n && (char *)refs[j].base == (char *)refs[j - 1].base + size && refs[j].seg == refs[i].seg)
             j++;
         madvise(refs[i].base, (j - i) * size, MADV_DONTNEED);
         i = j;
     }
-    struct pool *p = &pools[shift - SLAB_MIN_SHIFT];
     pthread_mutex_lock(&p->lock);
     for (size_t i = 0; i < n; i++)
         mark_slab_free(p, refs[i].seg, refs[i].base, shift);

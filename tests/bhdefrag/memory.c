@@ -51,16 +51,7 @@ static double fill(const struct slab_cache_stats *st)
 
 static void verify_blocks(struct bdev *d, uint64_t from, uint64_t to, uint64_t step)
 {
-    static unsigned char want[BS];
-    for (uint64_t b = from; b < to; b += step) {
-        struct buffer_head *bh = bh_read(d, b);
-        CHECK(bh, "bh_read(%llu): %s", (unsigned long long)b, strerror(errno));
-        for (unsigned i = 0; i < BS; i++)
-            want[i] = pattern_byte(SEED, b * BS + i);
-        CHECK(memcmp(bh->b_data, want, BS) == 0, "block %llu reads back wrong",
-              (unsigned long long)b);
-        bh_put(bh);
-    }
+    verify_block_range(d, BS, SEED, from, to, step);
 }
 
 int main(int argc, char **argv)

@@ -40,6 +40,22 @@ static inline unsigned char pattern_byte(uint64_t seed, uint64_t i)
     return (unsigned char)x;
 }
 
+/* Read blocks from..to (step apart) of a device of bs-byte blocks whose image
+ * was made with `seed`, and check every byte against the image pattern. */
+static inline void verify_block_range(struct bdev *d, unsigned bs, uint64_t seed, uint64_t from,
+                                      uint64_t to, uint64_t step)
+{
+    for (uint64_t b = from; b < to; b += step) {
+        struct buffer_head *bh = bh_read(d, b);
+        CHECK(bh, "bh_read(%llu): %s", (unsigned long long)b, strerror(errno));
+        const unsigned char *got = bh->b_data;
+        for (unsigned i = 0; i < bs; i++)
+            CHECK(got[i] == pattern_byte(seed, b * bs + i), "block %llu byte %u reads back wrong",
+                  (unsigned long long)b, i);
+        bh_put(bh);
+    }
+}
+
 /* Create a temporary image; its path is written to `path` (at least 256 bytes). */
 static inline void image_create(char *path, size_t size, uint64_t seed)
 {

@@ -17,8 +17,11 @@
  *    callback, which checks slots[old->slot] == old under the lock, never
  *    copies an object that is being freed: it answers DONT_KNOW instead.
  * 4. Checks.  The callback records the slab of every `old` and of every `new`
- *    it is given; owner_pass_check() fails if a pass handed out a `new` in a
- *    slab it was vacating (a frozen slab).
+ *    it is given, with the call's sequence number in the pass;
+ *    owner_pass_check() fails if a pass handed out a `new` in a slab that was
+ *    still being vacated (a later call gave an `old` in the same slab), and
+ *    returns how many `new` objects came from a slab an earlier step of the
+ *    same pass had vacated.
  * 5. Policies.  `answer` is what the callback says for a live object
  *    (YES copies and re-points; DONT_NEED drops the slot; NO/LATER leave it).
  *    `decide`, when set, overrides it per object.
@@ -108,6 +111,11 @@ static inline int dt_obj_intact(const void *p, size_t size, uint64_t slot, uint6
     return 1;
 }
 
+struct dt_rec {
+    uintptr_t base; /* slab of the object */
+    uint64_t seq;   /* move call of the pass that gave it */
+};
+
 struct owner;
 typedef enum slab_move_result (*dt_decide_fn)(struct owner *o, size_t slot, void *old_obj);
 
@@ -119,8 +127,10 @@ struct owner {
     uint64_t *gens;
     enum slab_move_result answer;
     dt_decide_fn decide;
-    /* Per-pass records (under lock): slabs of every old and every new seen. */
-    uintptr_t *old_bases, *new_bases;
+    void (*on_dont_know)(struct owner *o, void *old_obj); /* under lock, when set */
+    void (*before_move)(struct owner *o, void *old_obj);  /* without the lock, when set */
+    /* Per-pass records (under lock): slab and call number of every old and new. */
+    struct dt_rec *old_recs, *new_recs;
     size_t n_old, n_new;
     /* What the callback did. */
     _Atomic uint64_t calls, dont_know;
@@ -148,8 +158,8 @@ static inline void owner_init(struct owner *o, const char *name, size_t size, si
     o->slots = dt_calloc(nslots, sizeof *o->slots);
     o->gens = dt_calloc(nslots, sizeof *o->gens);
     o->calls_per_slot = dt_calloc(nslots, sizeof *o->calls_per_slot);
-    o->old_bases = dt_calloc(DT_MAX_PASS_RECORDS, sizeof *o->old_bases);
-    o->new_bases = dt_calloc(DT_MAX_PASS_RECORDS, sizeof *o->new_bases);
+    o->old_recs = dt_calloc(DT_MAX_PASS_RECORDS, sizeof *o->old_recs);
+    o->new_recs = dt_calloc(DT_MAX_PASS_RECORDS, sizeof *o->new_recs);
     o->answer = SLAB_MOVE_YES;
     o->s = slab_cache_create(name, size, 0, flags, NULL);
     CHECK(o->s != NULL, "slab_cache_create(%s): %s", name, strerror(errno));
@@ -259,27 +269,60 @@ static inline void owner_pass_begin(struct owner *o)
     pthread_mutex_unlock(&o->lock);
 }
 
-/* No `new` of the pass lies in a slab whose objects the pass was vacating. */
-static inline void owner_pass_check(struct owner *o, const char *when)
+static inline int dt_cmp_rec(const void *a, const void *b)
 {
+    const struct dt_rec *x = a, *y = b;
+    if (x->base != y->base)
+        return x->base < y->base ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* The last call of the pass that gave an `old` in slab `base`, or -1 (old
+ * records sorted by slab, then call). */
+static inline int64_t dt_last_old(struct owner *o, uintptr_t base)
+{
+    size_t lo = 0, hi = o->n_old; /* first record with a base above `base` */
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (o->old_recs[mid].base <= base)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo > 0 && o->old_recs[lo - 1].base == base ? (int64_t)o->old_recs[lo - 1].seq : -1;
+}
+
+/* No allocation from a slab still being vacated: every `new` of the pass lies
+ * in a slab that no later call of the pass gave an `old` in.  Returns how many
+ * `new` objects came from slabs an earlier step of the pass had vacated
+ * (emptied slabs reused as destinations). */
+static inline size_t owner_pass_check(struct owner *o, const char *when)
+{
+    size_t reused = 0;
     pthread_mutex_lock(&o->lock);
-    qsort(o->old_bases, o->n_old, sizeof(uintptr_t), dt_cmp_ptr);
+    CHECK(o->n_old < DT_MAX_PASS_RECORDS && o->n_new < DT_MAX_PASS_RECORDS,
+          "%s: too many moves in one pass for the records", when);
+    qsort(o->old_recs, o->n_old, sizeof *o->old_recs, dt_cmp_rec);
     for (size_t i = 0; i < o->n_new; i++) {
-        uintptr_t b = o->new_bases[i];
-        CHECK(bsearch(&b, o->old_bases, o->n_old, sizeof(uintptr_t), dt_cmp_ptr) == NULL,
-              "%s: the move callback got a new object in slab %#lx, which the same pass was "
-              "vacating (a frozen slab)",
-              when, (unsigned long)b);
+        struct dt_rec n = o->new_recs[i];
+        int64_t last = dt_last_old(o, n.base);
+        CHECK(last < (int64_t)n.seq,
+              "%s: move call %llu got a new object in slab %#lx, which call %lld of the same "
+              "pass was still vacating",
+              when, (unsigned long long)n.seq, (unsigned long)n.base, (long long)last);
+        reused += last >= 0;
     }
     pthread_mutex_unlock(&o->lock);
+    return reused;
 }
 
 static inline void dt_record(struct owner *o, void *old_obj, void *new_obj)
 {
+    uint64_t seq = o->n_old;
     if (o->n_old < DT_MAX_PASS_RECORDS)
-        o->old_bases[o->n_old++] = slab_base(old_obj, o->slab_size);
+        o->old_recs[o->n_old++] = (struct dt_rec){ slab_base(old_obj, o->slab_size), seq };
     if (o->n_new < DT_MAX_PASS_RECORDS)
-        o->new_bases[o->n_new++] = slab_base(new_obj, o->slab_size);
+        o->new_recs[o->n_new++] = (struct dt_rec){ slab_base(new_obj, o->slab_size), seq };
 }
 
 static enum slab_move_result dt_move(void *old_obj, void *new_obj, size_t size, void *arg)
@@ -293,12 +336,16 @@ static enum slab_move_result dt_move(void *old_obj, void *new_obj, size_t size, 
     CHECK(new_obj != NULL && new_obj != old_obj, "move got new %p for old %p", new_obj, old_obj);
     CHECK(slab_base(new_obj, o->slab_size) != slab_base(old_obj, o->slab_size),
           "move: new %p is in the slab being vacated (old %p)", new_obj, old_obj);
+    if (o->before_move)
+        o->before_move(o, old_obj);
     uint64_t slot = atomic_load_explicit(&old->slot, memory_order_relaxed);
     pthread_mutex_lock(&o->lock);
     dt_record(o, old_obj, new_obj);
     if (slot >= o->nslots || o->slots[slot] != old_obj) {
         r = SLAB_MOVE_DONT_KNOW; /* freed, or being freed, by the owner */
         atomic_fetch_add(&o->dont_know, 1);
+        if (o->on_dont_know)
+            o->on_dont_know(o, old_obj);
     } else {
         atomic_fetch_add(&o->calls_per_slot[slot], 1);
         r = o->decide ? o->decide(o, slot, old_obj) : o->answer;
@@ -344,8 +391,8 @@ static inline void owner_destroy(struct owner *o)
     free(o->slots);
     free(o->gens);
     free(o->calls_per_slot);
-    free(o->old_bases);
-    free(o->new_bases);
+    free(o->old_recs);
+    free(o->new_recs);
     pthread_mutex_destroy(&o->lock);
 }
 

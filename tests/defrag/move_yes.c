@@ -10,7 +10,7 @@
  *   - objects_active == the owner's live count (each old was freed, each new
  *     kept), and every live object is intact and referenced once;
  *   - no object was asked about twice in the pass, no new object came from a
- *     slab the pass was vacating;
+ *     slab the pass was still vacating;
  *   - slabs fall to what the live objects need (+2), bytes_mapped falls, and
  *     the trigger's return value covers the fall.
  */

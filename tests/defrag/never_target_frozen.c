@@ -1,13 +1,15 @@
 /*
- * never_target_frozen: a pass never hands the move callback a new object in a
- * slab it is vacating, and never leaves the cache more fragmented than it found
- * it (lesson 7: SMO's dentry shrink did).
+ * never_target_frozen: no allocation from a slab still being vacated — a pass
+ * never hands the move callback a new object in a slab whose objects it is
+ * still moving out (a slab an earlier step emptied may receive them) — and a
+ * pass never leaves the cache more fragmented than it found it (SMO's dentry
+ * shrink did: it allocated into the slabs it was trying to empty).
  *
  * 30 rounds on one cache of 64 B objects (63 per slab) and one of 256 B (15):
  * random frees and allocations (seeded; the seed is printed on failure), then
  * one slab_cache_defrag with a fill threshold cycling through 25, 50, 75 and
- * 100%.  For every pass: the slabs of all `old` objects and the slabs of all
- * `new` objects are disjoint (slab base = pointer & ~(slab_size - 1)); slabs
+ * 100%.  For every pass: each `new` lies in a slab that no later move call of
+ * the pass gave an `old` in (slab base = pointer & ~(slab_size - 1)); slabs
  * after <= slabs before; every object is intact and referenced once;
  * objects_active == the owner's count; the cache validates.
  */
