@@ -118,6 +118,8 @@ static bool mapping_len(size_t n, size_t align, size_t *len)
 void *large_alloc(size_t n, size_t align)
 {
     size_t len;
+    if (n == 0)
+        n = 1; /* the pointer must lie inside its mapping */
     if (!mapping_len(n, align, &len)) {
         errno = ENOMEM;
         return NULL;
