@@ -78,6 +78,23 @@ size_t slab_cache_object_size(const struct slab_cache *s);
 const char *slab_cache_name(const struct slab_cache *s);
 
 /*
+ * Decay.  An empty slab is kept for reuse for a while, then handed back to the
+ * OS (MADV_DONTNEED: RSS drops) by a purge thread that the library starts when
+ * it creates its first slab — also in a program that makes no allocator call
+ * after its last free.  The purge thread also gives back the slabs of threads
+ * that made no call on a cache for that long.  The delay is
+ * SLABDEFRAG_PURGE_MS (milliseconds) in the environment, or the value set here
+ * (which wins); default 500.  0 hands every empty slab the cache holds, beyond
+ * a reserve of two, back at once; slabs that a live thread owns (it allocated
+ * from them) and other threads emptied go back when that thread next needs a
+ * slab, or when the purge thread finds it idle (about a second).  slab_cache_shrink, slab_cache_defrag, slab_reclaim
+ * and memory pressure release empty slabs at once whatever the delay.
+ * slab_set_purge_delay: 0, or -EINVAL (errno EINVAL) above one hour.
+ */
+int slab_set_purge_delay(unsigned ms);
+unsigned slab_get_purge_delay(void);
+
+/*
  * The cache whose live slab contains obj, or NULL when obj lies in no live slab
  * (memory from another allocator, a released slab).  Lock-free and cheap (one
  * table load and one header load); it does not check that obj is the start of an
@@ -216,11 +233,12 @@ int slab_cache_set_move(struct slab_cache *s, slab_move_fn move, void *arg);
 
 /*
  * Triggers.  Each returns bytes handed back to the OS (>= 0) or a negative errno.
- * The calling thread's own slabs of the cache are given back to the cache first,
- * so they take part; other live threads keep their active slab and up to 8
- * partial slabs each (also when other threads' frees empty those slabs: they
- * go back when their thread next needs a slab of the cache, calls
- * slab_cache_shrink, or exits).
+ * Every slab that is not being allocated from at that moment takes part: the
+ * calling thread's slabs of the cache, and the slabs of every other thread that
+ * is not inside an allocator call on the cache at that moment (they go back to
+ * the cache's lists; the thread takes a slab from there on its next call).
+ * (On a kernel without membarrier(2) no thread's slabs can be taken from it:
+ * other live threads then keep theirs until they exit.)
  *   slab_cache_defrag(s, fill%)  one pass over slabs below fill% (100: every
  *                                partial slab); also releases empty slabs.
  *   slab_cache_shrink(s)         releases every empty slab, clears unmovable marks,

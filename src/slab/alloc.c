@@ -1,15 +1,19 @@
 /*
  * slab/alloc.c — slab_alloc: the fast path and the refill (slow) path.
  *
- * Fast path: pop the calling thread's heap->freelist (the active slab's free
- * objects).  Plain loads and stores only: the heap belongs to this thread.
+ * Fast path: enter the calling thread's heap (heap.c's handshake: two plain
+ * stores and a load), pop heap->freelist (the active slab's free objects) or
+ * else heap->lfree (objects this thread freed into its other slabs), leave.  No atomic read-modify-write and no shared cache line: the heap belongs
+ * to this thread.
  *
- * Refill, in order of cost:
+ * Refill (heap_refill in heap.c), in order of cost:
  *   1. objects other threads freed into the active slab (take its remote stack);
- *   2. the active slab is exhausted: give it back (FULL, or LISTED if frees raced
- *      in) and activate one of the heap's own partial slabs;
- *   3. a partial (then an empty reserve) slab from the cache, under cache->lock;
+ *   2. the active slab is exhausted: it goes to the heap's full list (delayed
+ *      free armed); objects freed remotely into full slabs (heap->delayed) move
+ *      their slabs back to the heap's partial list; take one of those;
+ *   3. a partial (then an empty) slab from the cache, under cache->lock;
  *   4. a new slab from the OS (os.c), constructing its objects.
+ * A thief holding the heap makes the fast path fail; the slow path waits for it.
  * Errors: ENOMEM when the heap or a new slab cannot be had.
  */
 #include <errno.h>
@@ -31,51 +35,45 @@ static inline void *heap_pop(struct slab_cache *s, struct heap *h)
     return obj;
 }
 
-static bool heap_refill(struct slab_cache *s, struct heap *h)
+/* From the heap's cache of freed objects: they span slabs, so the check is that
+ * the next link points into slab memory of this cache's slab size (the segment
+ * map indexed modulo its size: a forged link outside the address space lands on
+ * an entry that is almost surely 0 or another size, and is caught as well). */
+static inline void *heap_pop_lfree(struct slab_cache *s, struct heap *h)
 {
-    struct slab *sl = h->active;
-    if (sl) {
-        unsigned count;
-        void *remote = slab_take_remote(sl, &count);
-        if (remote) {
-            h->freelist = remote;
-            h->nfree += count;
-            return true;
-        }
-        heap_deactivate(h);
-    }
-    sl = heap_take_partial(h);
-    if (sl) {
-        slab_merge_remote(s, sl);
-        heap_activate(h, sl);
-        return true;
-    }
-    sl = cache_take_partial(s, h);
-    if (!sl) {
-        sl = slab_new(s);
-        if (!sl)
-            return false;
-        atomic_store_explicit(&sl->owner, h, relaxed);
-    }
-    heap_activate(h, sl);
-    return true;
+    void *obj = h->lfree;
+    void *next = fp_get(s, obj);
+    uintptr_t seg = ((uintptr_t)next >> SEGMENT_SHIFT) & (SEGMAP_ENTRIES - 1);
+    if (unlikely(next && atomic_load_explicit(&segmap[seg], relaxed) != s->slab_shift))
+        slab_report_corrupt_freelist(s, obj, next);
+    h->lfree = next;
+    h->nlfree--;
+    counter_inc(&h->allocs);
+    return obj;
 }
 
-static void *slab_alloc_slow(struct slab_cache *s, struct heap *h, void *caller)
+static __attribute__((noinline)) void *slab_alloc_slow(struct slab_cache *s, void *caller)
 {
-    if (unlikely(!h || h->cache != s))
-        h = heap_get(s);
+    struct heap *h = heap_get(s);
     if (!h) {
         errno = ENOMEM;
         return NULL;
     }
-    while (!h->freelist) {
-        if (!heap_refill(s, h)) {
-            errno = ENOMEM;
-            return NULL;
-        }
+    if (!heap_enter(h))
+        heap_wait_thief(h);
+    void *obj;
+    if (h->freelist) {
+        obj = heap_pop(s, h);
+    } else if (h->lfree) {
+        obj = heap_pop_lfree(s, h);
+    } else if (heap_refill(s, h)) {
+        obj = heap_pop(s, h);
+    } else {
+        heap_leave(h);
+        errno = ENOMEM;
+        return NULL;
     }
-    void *obj = heap_pop(s, h);
+    heap_leave(h);
     if (unlikely(s->flags & SLAB_DEBUG_FLAGS))
         debug_on_alloc(s, obj, caller);
     return obj;
@@ -84,7 +82,21 @@ static void *slab_alloc_slow(struct slab_cache *s, struct heap *h, void *caller)
 void *slab_alloc(struct slab_cache *s)
 {
     struct heap *h = tls_heaps[s->id];
-    if (likely(h != NULL && h->freelist != NULL && !(s->flags & SLAB_DEBUG_FLAGS)))
-        return heap_pop(s, h);
-    return slab_alloc_slow(s, h, __builtin_return_address(0));
+    if (likely(h != NULL)) {
+        bool entered = heap_enter(h);
+        if (likely(entered && !(s->flags & SLAB_DEBUG_FLAGS))) {
+            void *obj;
+            if (likely(h->freelist != NULL))
+                obj = heap_pop(s, h);
+            else if (h->lfree != NULL)
+                obj = heap_pop_lfree(s, h);
+            else
+                goto slow;
+            heap_leave(h);
+            return obj;
+        }
+    slow:
+        heap_leave(h);
+    }
+    return slab_alloc_slow(s, __builtin_return_address(0));
 }

@@ -358,6 +358,7 @@ static size_t unfreeze_all(struct pass *p, struct slab *chain, struct os_slab_re
     pthread_mutex_lock(&s->lock);
     for (struct slab *sl = empty; sl; sl = sl->next) {
         cache_unlink_slab(s, sl);
+        atomic_store_explicit(&sl->xfree, 0, memory_order_release);
         atomic_store_explicit(&sl->magic, 0, relaxed);
         refs[n++] = (struct os_slab_ref){ .base = sl, .seg = sl->seg };
     }
@@ -447,11 +448,11 @@ long defrag_pass(struct slab_cache *s, const struct defrag_request *rq, struct d
                     : pthread_mutex_lock(&s->defrag_lock) != 0)
         return -EBUSY;
     uint64_t before = atomic_load(&s->nr_slabs);
-    if (rq->flush_own_heap) {
-        struct heap *h = heap_lookup(s);
-        if (h)
-            heap_flush(h);
-    }
+    if (rq->flush_own_heap)
+        heap_flush_own(s);
+    /* Every slab not being allocated from at this moment becomes reachable:
+     * idle threads' heaps go to the cache's lists. */
+    heap_flush_idle(s, false);
     release_empties(s, rq->release_all_empty, !rq->deadline_ns || rq->forget_refusals,
                     rq->forget_refusals);
     long rc = 0;

@@ -28,4 +28,8 @@ struct defrag_result {
 long defrag_pass(struct slab_cache *s, const struct defrag_request *rq, struct defrag_result *res);
 uint64_t defrag_now_ns(void);
 
+/* defrag_bg.c: pin every live cache (skipping dying ones) / drop the pins. */
+size_t cache_pin_all(struct slab_cache ***out);
+void cache_unpin_all(struct slab_cache **v, size_t n);
+
 #endif

@@ -49,39 +49,37 @@ static pthread_cond_t pins_cond = PTHREAD_COND_INITIALIZER;
 
 /* ---- pins --------------------------------------------------------------- */
 
-static size_t pin_all(struct slab_cache ***out)
+/* Pin every live cache (the purge thread and slab_reclaim visit them without
+ * holding cache_list_lock).  The vector comes from meta.c, never malloc: this runs
+ * in the purge thread of a program whose malloc is this library. */
+size_t cache_pin_all(struct slab_cache ***out)
 {
+    struct slab_cache **v = meta_alloc(SLAB_MAX_CACHES * sizeof *v);
+    size_t n = 0;
+    *out = v;
+    if (!v)
+        return 0;
     pthread_mutex_lock(&cache_list_lock);
-    size_t n = 0, cap = 16;
-    struct slab_cache **v = malloc(cap * sizeof *v);
     pthread_mutex_lock(&bg_lock);
-    for (struct slab_cache *s = cache_list_head(); s && v; s = s->next_cache) {
+    for (struct slab_cache *s = cache_list_head(); s && n < SLAB_MAX_CACHES; s = s->next_cache) {
         if (s->dying)
             continue;
-        if (n == cap) {
-            struct slab_cache **nv = realloc(v, 2 * cap * sizeof *v);
-            if (!nv)
-                break;
-            v = nv;
-            cap *= 2;
-        }
         s->pins++;
         v[n++] = s;
     }
     pthread_mutex_unlock(&bg_lock);
     pthread_mutex_unlock(&cache_list_lock);
-    *out = v;
-    return v ? n : 0;
+    return n;
 }
 
-static void unpin_all(struct slab_cache **v, size_t n)
+void cache_unpin_all(struct slab_cache **v, size_t n)
 {
     pthread_mutex_lock(&bg_lock);
     for (size_t i = 0; i < n; i++)
         if (--v[i]->pins == 0)
             pthread_cond_broadcast(&pins_cond);
     pthread_mutex_unlock(&bg_lock);
-    free(v);
+    meta_free(v, SLAB_MAX_CACHES * sizeof *v);
 }
 
 void slab_defrag_forget(struct slab_cache *s)
@@ -168,11 +166,11 @@ static int by_bytes_desc(const void *a, const void *b)
 long slab_reclaim(size_t target_bytes)
 {
     struct slab_cache **v;
-    size_t n = pin_all(&v);
+    size_t n = cache_pin_all(&v);
     struct ranked *r = calloc(n ? n : 1, sizeof *r);
     long total = 0;
     if (!r) {
-        unpin_all(v, n);
+        cache_unpin_all(v, n);
         return errno = ENOMEM, -ENOMEM;
     }
     for (size_t i = 0; i < n; i++)
@@ -191,7 +189,7 @@ long slab_reclaim(size_t target_bytes)
         update_backoff(r[i].s, &res);
     }
     free(r);
-    unpin_all(v, n);
+    cache_unpin_all(v, n);
     return total;
 }
 
@@ -274,12 +272,12 @@ static void *bg_main(void *arg)
     while (bg_wait(p->interval_ms, p->use_psi)) {
         atomic_fetch_add(&bg.rounds, 1);
         struct slab_cache **v;
-        size_t n = pin_all(&v);
+        size_t n = cache_pin_all(&v);
         bool go_on = true;
         for (size_t i = 0; i < n && go_on; i++)
             if (worth_a_pass(v[i], p))
                 go_on = bg_work_cache(v[i], p);
-        unpin_all(v, n);
+        cache_unpin_all(v, n);
     }
     return NULL;
 }

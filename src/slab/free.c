@@ -1,5 +1,5 @@
 /*
- * slab/free.c — slab_free: pointer validation, the local fast path, and frees
+ * slab/free.c — slab_free: pointer validation, the local fast paths, and frees
  * into slabs the calling thread does not own.
  *
  * 1. Validation (always on, cheap): the segment map says whether the pointer is
@@ -7,10 +7,17 @@
  *    aligned base names the cache; the offset must be a whole number of strides
  *    (a multiply by a precomputed reciprocal, no division).  Any failure aborts
  *    with "slabdefrag: cache '<name>': slab_free(<ptr>): <what>".
- * 2. Paths, by who owns the object's slab (see internal.h for the states):
+ * 2. Paths, by who owns the object's slab (see internal.h for the states); the
+ *    first two run inside the caller's heap_enter/heap_leave:
  *      this thread's active slab   push on heap->freelist (plain stores);
- *      another slab this heap owns push on slab->freelist (plain stores); a slab
- *                                  that empties goes back to the cache;
+ *      another slab this heap owns push on heap->lfree, the thread's cache of
+ *                                  freed objects (plain stores; one compare of
+ *                                  slab->owner decides), whatever the slab's
+ *                                  fill; a full lfree goes back into its slabs
+ *                                  (heap_free_local, heap.c);
+ *      OWNED by another heap, ARMED (it is on its owner's full list): CAS
+ *                                  ARMED → FREEING, push the object onto the
+ *                                  owner's heap->delayed, set NORMAL;
  *      FULL                        claim it by CAS (FULL → OWNED by this heap) and
  *                                  keep it on this heap's partial list;
  *      anything else               push on the slab's remote stack by CAS; a
@@ -20,7 +27,9 @@
  *    of the freelist it would join; a heap or slab count would exceed the slab's
  *    capacity or go negative.  Debug mode (debug.c) catches all of them.
  * 4. Memory ordering: the remote push CAS is seq_cst and so is the inuse load
- *    after it, pairing with cache_settle_listed (see slab.c).
+ *    after it, pairing with cache_settle_listed (see slab.c).  The ARMED →
+ *    FREEING CAS acquires the owner's arming CAS, so slab->owner read after it is
+ *    the heap that armed it, alive until FREEING is cleared (heap.c).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,7 +81,7 @@ static inline struct slab *slab_checked(struct slab_cache *s, void *obj, unsigne
         report_foreign(s, obj);
     uintptr_t off = (uintptr_t)obj - (uintptr_t)sl - s->first_offset;
     unsigned idx = slab_index(s, sl, obj);
-    if (unlikely(off >= (uintptr_t)s->objects * s->stride || (uintptr_t)idx * s->stride != off))
+    if (unlikely(off >= s->objects_span || (uintptr_t)idx * s->stride != off))
         slab_report_bad_free(s, obj, "misaligned", " (not the start of an object)");
     *idx_out = idx;
     return sl;
@@ -84,22 +93,6 @@ static inline bool on_remote_top(struct slab *sl, unsigned idx)
     return xf_head(atomic_load_explicit(&sl->xfree, relaxed)) == idx + 1;
 }
 
-/* idx: the object's index, computed once by slab_checked(). */
-static void slab_free_owned(struct slab_cache *s, struct heap *h, struct slab *sl, void *obj,
-                            unsigned idx)
-{
-    unsigned inuse = slab_inuse(sl);
-    if (unlikely(obj == sl->freelist || inuse == 0 || on_remote_top(sl, idx)))
-        slab_report_bad_free(s, obj, "double free", " (object already free)");
-    fp_set(s, obj, sl->freelist);
-    sl->freelist = obj;
-    slab_set_inuse(sl, inuse - 1);
-    if (inuse - 1 == 0) {
-        heap_remove_partial(h, sl);
-        cache_put_slab(s, sl);
-    }
-}
-
 /* Claim a FULL slab for heap h: the object being freed becomes its freelist. */
 static void claim_full(struct slab_cache *s, struct heap *h, struct slab *sl, void *obj)
 {
@@ -107,11 +100,29 @@ static void claim_full(struct slab_cache *s, struct heap *h, struct slab *sl, vo
     fp_set(s, obj, NULL);
     sl->freelist = obj;
     slab_set_inuse(sl, sl->objects - 1);
-    heap_add_partial(h, sl);
+    slab_list_push(&h->partial, sl, LIST_HEAP_PARTIAL);
+    heap_publish(h);
 }
 
-static void slab_free_remote(struct slab_cache *s, struct heap *h, struct slab *sl, void *obj,
-                             unsigned idx)
+/* We turned the slab's delayed bits ARMED → FREEING: hand the object to the
+ * owner heap's delayed stack, then let the next remote free push normally. */
+static void delayed_push(struct slab_cache *s, struct slab *sl, void *obj)
+{
+    struct heap *o = atomic_load_explicit(&sl->owner, relaxed);
+    void *head = atomic_load_explicit(&o->delayed, relaxed);
+    do
+        fp_set(s, obj, head);
+    while (!atomic_compare_exchange_weak_explicit(&o->delayed, &head, obj, memory_order_release,
+                                                  relaxed));
+    uint64_t cur = atomic_load_explicit(&sl->xfree, relaxed);
+    while (!atomic_compare_exchange_weak_explicit(&sl->xfree, &cur, xf_with_delay(cur, DF_NORMAL),
+                                                  memory_order_release, relaxed))
+        ;
+}
+
+/* A free into a slab the caller's heap h does not own (h: entered, or NULL when
+ * there is none: then a FULL slab is listed instead of claimed). */
+void slab_free_unowned(struct slab_cache *s, struct heap *h, struct slab *sl, void *obj, unsigned idx)
 {
     uint64_t old = atomic_load_explicit(&sl->xfree, relaxed);
     uint64_t new;
@@ -126,6 +137,14 @@ static void slab_free_remote(struct slab_cache *s, struct heap *h, struct slab *
             }
             continue;
         }
+        if (st == ST_OWNED && xf_delay(old) == DF_ARMED) {
+            if (atomic_compare_exchange_weak_explicit(&sl->xfree, &old, xf_with_delay(old, DF_FREEING),
+                                                      memory_order_acquire, relaxed)) {
+                delayed_push(s, sl, obj);
+                return;
+            }
+            continue;
+        }
         /* Read inuse before publishing the push: once the CAS succeeds our object
          * is free and another thread may empty and release the slab.  For a
          * LISTED slab inuse only changes together with xfree (a drain), so a
@@ -136,7 +155,8 @@ static void slab_free_remote(struct slab_cache *s, struct heap *h, struct slab *
             slab_report_bad_free(s, obj, "double free", " (object already on the remote free list)");
         fp_set(s, obj, head ? slab_obj(s, sl, head - 1) : NULL);
         /* Without a heap (ENOMEM) a FULL slab is listed instead of claimed. */
-        new = xf_make(st == ST_FULL ? ST_LISTED : st, xf_count(old) + 1, idx + 1);
+        new = xf_make(st == ST_FULL ? ST_LISTED : st, xf_count(old) + 1, idx + 1) |
+              (old & XF_DELAY_MASK);
         if (atomic_compare_exchange_weak_explicit(&sl->xfree, &old, new, memory_order_seq_cst,
                                                   relaxed))
             break;
@@ -160,17 +180,70 @@ static void slab_free_remote(struct slab_cache *s, struct heap *h, struct slab *
     }
 }
 
-static void slab_free_slow(struct slab_cache *s, struct heap *h, struct slab *sl, void *obj,
-                           unsigned idx)
+/* The object's slab is not this thread's (or this thread has no heap yet). */
+static __attribute__((noinline)) void slab_free_other(struct slab_cache *s, struct slab *sl, void *obj,
+                                                      unsigned idx)
 {
+    struct heap *h = tls_heaps[s->id];
     if (unlikely(!h || h->cache != s))
         h = heap_get(s);
-    if (h && atomic_load_explicit(&sl->owner, relaxed) == h && sl != h->active)
-        slab_free_owned(s, h, sl, obj, idx);
+    if (h && !heap_enter(h))
+        heap_wait_thief(h);
+    if (h && atomic_load_explicit(&sl->owner, relaxed) == h && sl != h->active &&
+        xf_state(atomic_load_explicit(&sl->xfree, relaxed)) == ST_OWNED)
+        heap_free_local(s, h, sl, obj);
     else
-        slab_free_remote(s, h, sl, obj, idx);
-    if (h)
+        slab_free_unowned(s, h, sl, obj, idx);
+    if (h) {
         counter_inc(&h->frees);
+        heap_leave(h);
+    }
+}
+
+/* Debug mode, or a thief holds this thread's heap: the general path. */
+static __attribute__((noinline)) void slab_free_checked(struct slab_cache *s, struct slab *sl, void *obj,
+                                                        unsigned idx, void *caller)
+{
+    if (unlikely(s->flags & SLAB_DEBUG_FLAGS))
+        debug_on_free(s, sl, obj, caller);
+    struct heap *h = tls_heaps[s->id];
+    if (h) {
+        if (!heap_enter(h))
+            heap_wait_thief(h);
+        if (sl == h->active || atomic_load_explicit(&sl->owner, relaxed) == h) {
+            if (sl == h->active) {
+                if (unlikely(obj == h->freelist || h->nfree >= s->objects || on_remote_top(sl, idx)))
+                    slab_report_bad_free(s, obj, "double free", " (object already free)");
+                fp_set(s, obj, h->freelist);
+                h->freelist = obj;
+                h->nfree++;
+            } else {
+                heap_free_local(s, h, sl, obj);
+            }
+            counter_inc(&h->frees);
+            heap_leave(h);
+            return;
+        }
+        heap_leave(h);
+    }
+    slab_free_other(s, sl, obj, idx);
+}
+
+/* A full lfree (or none for this cache): back into the slabs, then this
+ * object onto it or straight into its slab. */
+static __attribute__((noinline)) void lfree_spill(struct slab_cache *s, struct heap *h, void *obj)
+{
+    heap_lfree_flush(s, h);
+    struct slab *sl = (struct slab *)((uintptr_t)obj & ~(uintptr_t)(slab_bytes(s) - 1));
+    if (atomic_load_explicit(&s->lfree_max, relaxed)) {
+        fp_set(s, obj, NULL);
+        h->lfree = obj;
+        h->nlfree = 1;
+    } else {
+        heap_free_local(s, h, sl, obj);
+    }
+    counter_inc(&h->frees);
+    heap_leave(h);
 }
 
 void slab_free(struct slab_cache *s, void *obj)
@@ -179,17 +252,28 @@ void slab_free(struct slab_cache *s, void *obj)
         return;
     unsigned idx;
     struct slab *sl = slab_checked(s, obj, &idx);
-    if (unlikely(s->flags & SLAB_DEBUG_FLAGS))
-        debug_on_free(s, sl, obj, __builtin_return_address(0));
     struct heap *h = tls_heaps[s->id];
-    if (likely(h != NULL && sl == h->active)) {
+    if (unlikely(h == NULL || (s->flags & SLAB_DEBUG_FLAGS) || !heap_enter(h)))
+        return slab_free_checked(s, sl, obj, idx, __builtin_return_address(0));
+    if (likely(sl == h->active)) {
         if (unlikely(obj == h->freelist || h->nfree >= s->objects || on_remote_top(sl, idx)))
             slab_report_bad_free(s, obj, "double free", " (object already free)");
         fp_set(s, obj, h->freelist);
         h->freelist = obj;
         h->nfree++;
-        counter_inc(&h->frees);
-        return;
+    } else if (likely(atomic_load_explicit(&sl->owner, relaxed) == h)) {
+        /* Into the heap's cache of freed objects; full: back to their slabs. */
+        if (unlikely(obj == h->lfree))
+            slab_report_bad_free(s, obj, "double free", " (object already free)");
+        if (unlikely(h->nlfree >= atomic_load_explicit(&s->lfree_max, relaxed)))
+            return lfree_spill(s, h, obj);
+        fp_set(s, obj, h->lfree);
+        h->lfree = obj;
+        h->nlfree++;
+    } else {
+        heap_leave(h);
+        return slab_free_other(s, sl, obj, idx);
     }
-    slab_free_slow(s, h, sl, obj, idx);
+    counter_inc(&h->frees);
+    heap_leave(h);
 }

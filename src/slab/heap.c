@@ -1,32 +1,75 @@
 /*
- * slab/heap.c — per-thread heaps: the active slab and a thread's partial slabs.
+ * slab/heap.c — per-thread heaps: the slabs a thread owns, and how another
+ * thread may take them from an idle owner.
  *
- * 1. Objects.  Each thread has a table tls_heaps[SLAB_MAX_CACHES] indexed by
- *    cache id; entry i is that thread's struct heap for the cache with id i, made
- *    on first use.  A heap owns (slab state OWNED, slab->owner == heap) its active
- *    slab and up to HEAP_PARTIAL_MAX partial slabs.
- * 2. Locking.  A heap's freelist, nfree, active and partial are touched only by
- *    its thread.  cache->lock protects cache->heaps (the registry stats walk).
- *    heaps_lock (global) orders thread exit against slab_cache_destroy, so a heap
- *    is never flushed into a cache that is being destroyed.  Order: heaps_lock,
- *    then cache->lock.
- * 3. Lifecycle.  heap_get() creates and registers the heap.  When the thread exits
- *    (pthread key destructor), each heap gives its slabs back to its cache
- *    (heap_flush), its counters are folded into the cache's retired counters, and
- *    it is freed.  slab_cache_destroy orphans the heaps of live threads: it
- *    empties them and sets heap->cache = NULL; the owning thread frees an orphan
- *    when it next looks its table up for that id, or when it exits.  An orphan's
- *    freelist is NULL and it owns no slab, so the fast paths never use it.
- * 4. Invariants.  For the active slab: objects == inuse(slab view, stale) is not
- *    kept; instead h->nfree == |h->freelist| and the slab's inuse is recomputed on
- *    deactivation as objects - nfree.
- * 5. Numbers.  HEAP_PARTIAL_MAX = 8 slabs: enough that frees scattered over a few
- *    slabs stay thread-local, small enough that defrag sees (on the cache lists)
- *    nearly all of a cache's partial slabs.
+ * 1. Objects and states.  Each thread has a table tls_heaps[SLAB_MAX_CACHES]
+ *    indexed by cache id; entry i is that thread's struct heap for the cache with
+ *    id i, made on first use.  A heap owns (slab state OWNED, slab->owner == heap):
+ *      active        the slab it allocates from; its free objects are in
+ *                    h->freelist (nfree of them), not in the slab;
+ *      h->partial    slabs with free objects (at most HEAP_EMPTY_KEEP of them
+ *                    empty: a slab that empties beyond that goes to the cache);
+ *      h->lfree      not a slab: up to HEAP_LFREE_MAX objects this thread freed into
+ *                    its non-active slabs, kept for its next allocations (a thread
+ *                    cache, as jemalloc's tcache): a free into a random owned slab
+ *                    and the allocation after it touch no slab list.  Their slabs
+ *                    still count them as allocated; heap_lfree_flush gives them
+ *                    back when lfree is full and before any slab leaves the heap.
+ *      h->full       slabs that had no free object when they stopped being active;
+ *                    their delayed-free bits are ARMED (internal.h), so the first
+ *                    remote free into one lands on h->delayed and the owner, which
+ *                    drains h->delayed on its slow path, moves the slab back to
+ *                    h->partial.  Owned slabs stay owned whatever their fill: the
+ *                    owner's free into any of them is plain stores.
+ * 2. Locking and the thief handshake.  A heap's freelist, nfree, active, partial
+ *    and full, and the freelist/inuse/list links of the slabs it owns, are
+ *    touched by their owner thread inside heap_enter/heap_leave, or by a thief.
+ *    A thief (the purge thread, a defrag pass, shrink: heap_flush_idle) holds
+ *    heaps_lock, sets h->stolen, runs membarrier(PRIVATE_EXPEDITED) — a full
+ *    barrier on every thread of the process — and then reads h->in_op:
+ *      owner: in_op = 1; [compiler barrier]; if (stolen) back off
+ *      thief: stolen = 1; membarrier();      if (in_op) back off, else take it
+ *    (asymmetric Dekker: membarrier orders the owner's store before its load, so
+ *    at most one side proceeds).  A thief that finds the owner inside a call
+ *    skips that heap ("being allocated from at this very moment"); an owner that
+ *    finds a thief waits for it (heap_wait_thief).  A thief only flushes: it gives
+ *    every slab of the heap back to the cache, which is what the owner would do
+ *    at exit, and clears stolen.  Without membarrier (old kernel, seccomp) no
+ *    heap is ever stolen: idle threads then keep their slabs until they exit.
+ *    heaps_lock (global) also orders thread exit against slab_cache_destroy and
+ *    thieves, and protects each heap's idle_mark.  cache->heaps is changed under
+ *    heaps_lock and cache->lock, read under either.
+ *    Lock order: heaps_lock, then cache->lock, then os.c and meta.c locks.
+ * 3. Lifecycle.  heap_get() creates and registers the heap (meta.c memory).  At
+ *    thread exit (pthread key destructor) each heap is flushed, its counters are
+ *    folded into the cache's retired counters, and it is freed — after every slab
+ *    it owned was disarmed (no remote freer can still be pushing onto
+ *    h->delayed).  slab_cache_destroy orphans the heaps of live threads: they are
+ *    emptied and heap->cache = NULL; the owning thread frees an orphan when it
+ *    next looks its table up for that id, or when it exits.
+ * 4. Invariants.  h->nfree == |h->freelist|; h->nlfree == |h->lfree| and every
+ *    object on it lies in a slab h owns; the active slab's own freelist is
+ *    NULL and its inuse is recomputed as objects - nfree when it stops being
+ *    active; a slab on h->partial has freelist != NULL; a slab on h->full has an
+ *    empty freelist and may have remote frees and delayed objects waiting.
+ *    Delayed free is ARMED when a slab goes to h->full and disarmed only when the
+ *    slab leaves the heap (cache_put_slab): an armed slab back on h->partial just
+ *    sends its next remote free through h->delayed, which is harmless.
+ * 5. Numbers.  HEAP_EMPTY_KEEP = 1 empty slab per heap (with decay on): a thread
+ *    that frees and reallocates around a slab boundary does not ping-pong with
+ *    the cache lock.  With purge_ms == 0 every emptied slab goes to the cache.
+ *    Memory held by an idle thread: its heaps are flushed by the purge thread
+ *    after purge_ms without activity (purge.c), so it is bounded in time.
+ * 6. Observability.  allocs/frees per heap (stats.c sums them), pub_partial.
  */
+#define _GNU_SOURCE
 #include <errno.h>
+#include <linux/membarrier.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -39,6 +82,7 @@ static void heap_retire(struct heap *h);
 
 static void thread_exit_flush(void *unused)
 {
+    (void)unused;
     pthread_mutex_lock(&heaps_lock);
     for (unsigned i = 0; i < SLAB_MAX_CACHES; i++) {
         struct heap *h = tls_heaps[i];
@@ -47,7 +91,7 @@ static void thread_exit_flush(void *unused)
         tls_heaps[i] = NULL;
         if (h->cache)
             heap_retire(h);
-        free(h);
+        meta_free(h, sizeof *h);
     }
     pthread_mutex_unlock(&heaps_lock);
 }
@@ -57,12 +101,6 @@ static void make_exit_key(void)
     pthread_key_create(&exit_key, thread_exit_flush);
 }
 
-struct heap *heap_lookup(struct slab_cache *s)
-{
-    struct heap *h = tls_heaps[s->id];
-    return (h && h->cache == s) ? h : NULL;
-}
-
 struct heap *heap_get(struct slab_cache *s)
 {
     struct heap *h = tls_heaps[s->id];
@@ -70,94 +108,295 @@ struct heap *heap_get(struct slab_cache *s)
         return h;
     if (h) { /* orphan of a destroyed cache that had this id */
         pthread_mutex_lock(&heaps_lock);
-        free(h);
+        meta_free(h, sizeof *h);
         tls_heaps[s->id] = NULL;
         pthread_mutex_unlock(&heaps_lock);
     }
     pthread_once(&exit_key_once, make_exit_key);
     pthread_setspecific(exit_key, (void *)1);
-    h = calloc(1, sizeof *h);
+    h = meta_alloc(sizeof *h);
     if (!h)
         return NULL;
     h->cache = s;
+    pthread_mutex_lock(&heaps_lock);
     pthread_mutex_lock(&s->lock);
     h->next = s->heaps;
     if (s->heaps)
         s->heaps->prev = h;
     s->heaps = h;
     pthread_mutex_unlock(&s->lock);
+    pthread_mutex_unlock(&heaps_lock);
     tls_heaps[s->id] = h;
     return h;
 }
 
-void heap_activate(struct heap *h, struct slab *sl)
+void heap_wait_thief(struct heap *h)
+{
+    do {
+        heap_leave(h);
+        while (atomic_load_explicit(&h->stolen, memory_order_acquire))
+            sched_yield();
+    } while (!heap_enter(h));
+}
+
+/* ---- the owner's slab lists ---------------------------------------------- */
+
+static void heap_activate(struct heap *h, struct slab *sl)
 {
     h->active = sl;
     h->freelist = sl->freelist;
     h->nfree = sl->objects - slab_inuse(sl);
     sl->freelist = NULL;
+    sl->list = LIST_NONE;
 }
 
-void heap_deactivate(struct heap *h)
+/* The active slab's free objects go back into it. */
+static struct slab *heap_detach_active(struct heap *h)
 {
     struct slab *sl = h->active;
-    if (!sl)
-        return;
-    sl->freelist = h->freelist;
-    slab_set_inuse(sl, sl->objects - h->nfree);
-    h->freelist = NULL;
-    h->nfree = 0;
-    h->active = NULL;
-    cache_put_slab(h->cache, sl);
-}
-
-void heap_add_partial(struct heap *h, struct slab *sl)
-{
-    if (h->nr_partial == HEAP_PARTIAL_MAX) {
-        /* Full: the oldest partial slab goes to the cache, where other threads and
-         * defrag can see it. */
-        struct slab *oldest = h->partial[0];
-        memmove(&h->partial[0], &h->partial[1], (HEAP_PARTIAL_MAX - 1) * sizeof h->partial[0]);
-        h->nr_partial--;
-        oldest->list = LIST_NONE;
-        cache_put_slab(h->cache, oldest);
+    if (sl) {
+        sl->freelist = h->freelist;
+        slab_set_inuse(sl, sl->objects - h->nfree);
+        h->freelist = NULL;
+        h->nfree = 0;
+        h->active = NULL;
     }
-    sl->list = LIST_HEAP_PARTIAL;
-    h->partial[h->nr_partial++] = sl;
-    heap_publish(h);
-}
-
-struct slab *heap_take_partial(struct heap *h)
-{
-    if (!h->nr_partial)
-        return NULL;
-    struct slab *sl = h->partial[--h->nr_partial];
-    sl->list = LIST_NONE;
-    heap_publish(h);
     return sl;
 }
 
-void heap_remove_partial(struct heap *h, struct slab *sl)
+/*
+ * The active slab has no free object left: it goes to h->full with delayed free
+ * armed, unless remote frees arrived (then they are its new free objects and it
+ * stays active: returns true).
+ */
+static bool heap_retire_active(struct slab_cache *s, struct heap *h)
 {
-    for (unsigned i = 0; i < h->nr_partial; i++)
-        if (h->partial[i] == sl) {
-            memmove(&h->partial[i], &h->partial[i + 1], (h->nr_partial - i - 1) * sizeof h->partial[0]);
-            h->nr_partial--;
-            sl->list = LIST_NONE;
-            heap_publish(h);
-            return;
+    struct slab *sl = h->active;
+    uint64_t old = atomic_load_explicit(&sl->xfree, memory_order_acquire);
+    for (;;) {
+        if (xf_head(old)) {
+            unsigned count;
+            void *remote = slab_take_remote(sl, &count);
+            if (remote) {
+                h->freelist = remote;
+                h->nfree = count;
+                return true;
+            }
+            old = atomic_load_explicit(&sl->xfree, memory_order_acquire);
+            continue;
         }
+        if (xf_delay(old) != DF_NORMAL)
+            break; /* still ARMED from an earlier turn, or a freer is notifying us */
+        if (atomic_compare_exchange_weak_explicit(&sl->xfree, &old, xf_with_delay(old, DF_ARMED),
+                                                  memory_order_seq_cst, memory_order_acquire))
+            break;
+    }
+    heap_detach_active(h);
+    slab_list_push(&h->full, sl, LIST_HEAP_FULL);
+    (void)s;
+    return false;
 }
+
+/* An object on h->delayed: free it as its slab's state now says. */
+static void heap_free_delayed(struct slab_cache *s, struct heap *h, void *obj)
+{
+    struct slab *sl = (struct slab *)((uintptr_t)obj & ~(uintptr_t)(slab_bytes(s) - 1));
+    if (sl == h->active) {
+        fp_set(s, obj, h->freelist);
+        h->freelist = obj;
+        h->nfree++;
+    } else if (atomic_load_explicit(&sl->owner, relaxed) == h) {
+        heap_free_local(s, h, sl, obj);
+    } else {
+        slab_free_unowned(s, NULL, sl, obj, slab_index(s, sl, obj));
+    }
+}
+
+static void heap_drain_delayed(struct slab_cache *s, struct heap *h, bool as_owner)
+{
+    void *obj = atomic_exchange_explicit(&h->delayed, NULL, memory_order_acquire);
+    while (obj) {
+        /* Links on h->delayed cross slabs: decode without the same-slab check. */
+        void *next = fp_get(s, obj);
+        if (as_owner) {
+            heap_free_delayed(s, h, obj);
+        } else {
+            struct slab *sl = (struct slab *)((uintptr_t)obj & ~(uintptr_t)(slab_bytes(s) - 1));
+            slab_free_unowned(s, NULL, sl, obj, slab_index(s, sl, obj));
+        }
+        obj = next;
+    }
+}
+
+/* Every object on h->lfree back into its slab (all owned by h: a slab leaves the
+ * heap only after this ran, and never empties while lfree holds its objects). */
+void heap_lfree_flush(struct slab_cache *s, struct heap *h)
+{
+    void *obj = h->lfree;
+    h->lfree = NULL;
+    h->nlfree = 0;
+    while (obj) {
+        void *next = fp_get(s, obj);
+        struct slab *sl = (struct slab *)((uintptr_t)obj & ~(uintptr_t)(slab_bytes(s) - 1));
+        if (sl == h->active) {
+            fp_set(s, obj, h->freelist);
+            h->freelist = obj;
+            h->nfree++;
+        } else {
+            heap_free_local(s, h, sl, obj);
+        }
+        obj = next;
+    }
+}
+
+void heap_free_local(struct slab_cache *s, struct heap *h, struct slab *sl, void *obj)
+{
+    unsigned inuse = slab_inuse(sl);
+    if (unlikely(obj == sl->freelist || inuse == 0 ||
+                 xf_head(atomic_load_explicit(&sl->xfree, relaxed)) == slab_index(s, sl, obj) + 1))
+        slab_report_bad_free(s, obj, "double free", " (object already free)");
+    fp_set(s, obj, sl->freelist);
+    sl->freelist = obj;
+    slab_set_inuse(sl, inuse - 1);
+    if (sl->list == LIST_HEAP_FULL) {
+        /* Delayed free stays armed: the next remote free just tells us again. */
+        slab_list_remove(&h->full, sl);
+        slab_list_push(&h->partial, sl, LIST_HEAP_PARTIAL);
+        heap_publish(h);
+    } else if (inuse == 1 && (h->partial.nr > HEAP_EMPTY_KEEP ||
+                              !atomic_load_explicit(&purge_delay_ms, relaxed))) {
+        slab_list_remove(&h->partial, sl);
+        heap_publish(h);
+        cache_put_slab(s, sl);
+    }
+}
+
+bool heap_refill(struct slab_cache *s, struct heap *h)
+{
+    for (;;) {
+        if (h->active && heap_retire_active(s, h))
+            return true; /* remote frees refilled the active slab */
+        /* Objects other threads freed into our full slabs move them to partial. */
+        if (atomic_load_explicit(&h->delayed, relaxed))
+            heap_drain_delayed(s, h, true);
+        struct slab *sl = slab_list_pop(&h->partial);
+        if (sl) {
+            heap_publish(h);
+            slab_merge_remote(s, sl);
+        } else if ((sl = cache_take_partial(s, h)) == NULL) {
+            sl = slab_new(s);
+            if (!sl)
+                return false;
+            atomic_store_explicit(&sl->owner, h, relaxed);
+        }
+        heap_activate(h, sl);
+        if (h->freelist)
+            return true;
+    }
+}
+
+/* ---- giving slabs back ----------------------------------------------------- */
 
 void heap_flush(struct heap *h)
 {
-    heap_deactivate(h);
-    struct slab *sl;
-    while ((sl = heap_take_partial(h)) != NULL)
-        cache_put_slab(h->cache, sl);
+    struct slab_cache *s = h->cache;
+    heap_lfree_flush(s, h);
+    struct slab *sl = heap_detach_active(h);
+    if (sl)
+        cache_put_slab(s, sl);
+    while ((sl = slab_list_pop(&h->partial)) != NULL)
+        cache_put_slab(s, sl);
+    while ((sl = slab_list_pop(&h->full)) != NULL)
+        cache_put_slab(s, sl); /* disarms: no freer pushes onto h->delayed after this */
+    heap_drain_delayed(s, h, false);
+    heap_publish(h);
 }
 
-/* Thread exit: flush, fold counters into the cache, unregister.  heaps_lock held. */
+void heap_flush_own(struct slab_cache *s)
+{
+    struct heap *h = tls_heaps[s->id];
+    if (!h || h->cache != s)
+        return;
+    if (!heap_enter(h))
+        heap_wait_thief(h);
+    heap_flush(h);
+    heap_leave(h);
+}
+
+/* membarrier: registered once per process (again in a forked child). */
+static _Atomic int steal_state; /* 0 unknown, 1 usable, -1 unusable */
+
+static bool steal_usable(void)
+{
+#ifdef HEAP_SC_HANDSHAKE
+    return true;
+#else
+    int st = atomic_load(&steal_state);
+    if (st == 0) {
+        long rc = syscall(__NR_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0);
+        st = rc == 0 ? 1 : -1;
+        atomic_store(&steal_state, st);
+    }
+    return st > 0;
+#endif
+}
+
+static void barrier_all_threads(void)
+{
+#ifndef HEAP_SC_HANDSHAKE
+    if (syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) != 0)
+        abort(); /* registered above: cannot fail */
+#endif
+}
+
+static uint64_t heap_activity(struct heap *h)
+{
+    return atomic_load_explicit(&h->allocs, relaxed) + atomic_load_explicit(&h->frees, relaxed);
+}
+
+/*
+ * Flush other threads' heaps of s that are not inside an allocator call.  With
+ * only_idle, only heaps with no allocation or free since the previous call with
+ * only_idle (the purge thread's ticks).  Returns the number of heaps flushed.
+ */
+unsigned heap_flush_idle(struct slab_cache *s, bool only_idle)
+{
+    if (!steal_usable())
+        return 0;
+    struct heap *mine = tls_heaps[s->id];
+    unsigned n = 0, chosen = 0;
+    pthread_mutex_lock(&heaps_lock);
+    for (struct heap *h = s->heaps; h; h = h->next) {
+        if (h == mine)
+            continue;
+        if (only_idle) {
+            uint64_t a = heap_activity(h);
+            bool idle = a == h->idle_mark;
+            h->idle_mark = a;
+            if (!idle)
+                continue;
+        }
+        atomic_store(&h->stolen, 1);
+        chosen++;
+    }
+    if (chosen) {
+        barrier_all_threads();
+        for (struct heap *h = s->heaps; h; h = h->next) {
+            if (!atomic_load_explicit(&h->stolen, relaxed))
+                continue;
+            if (atomic_load(&h->in_op) == 0) {
+                heap_flush(h);
+                n++;
+            }
+            atomic_store_explicit(&h->stolen, 0, memory_order_release);
+        }
+    }
+    pthread_mutex_unlock(&heaps_lock);
+    return n;
+}
+
+/* Thread exit: flush, fold counters into the cache, unregister.  heaps_lock held
+ * (no thief can hold h meanwhile). */
 static void heap_retire(struct heap *h)
 {
     struct slab_cache *s = h->cache;
@@ -183,8 +422,12 @@ void heap_orphan_all(struct slab_cache *s)
         s->retired_frees += atomic_load_explicit(&h->frees, relaxed);
         h->freelist = NULL;
         h->nfree = 0;
+        h->lfree = NULL;
+        h->nlfree = 0;
         h->active = NULL;
-        h->nr_partial = 0;
+        h->partial = (struct slab_list){ 0 };
+        h->full = (struct slab_list){ 0 };
+        atomic_store_explicit(&h->delayed, NULL, relaxed);
         heap_publish(h);
         h->cache = NULL;
     }
@@ -194,7 +437,7 @@ void heap_orphan_all(struct slab_cache *s)
     struct heap *mine = tls_heaps[s->id];
     if (mine && mine->cache == NULL) {
         tls_heaps[s->id] = NULL;
-        free(mine);
+        meta_free(mine, sizeof *mine);
     }
     pthread_mutex_unlock(&heaps_lock);
 }
@@ -216,4 +459,14 @@ unsigned heap_partial_slabs(struct slab_cache *s)
     for (struct heap *h = s->heaps; h; h = h->next)
         n += atomic_load_explicit(&h->pub_partial, relaxed);
     return n;
+}
+
+/* fork: no thief and no exiting thread is half-way through a heap in the child;
+ * the child registers membarrier again (registration belongs to the old mm). */
+void heap_fork_prepare(void) { pthread_mutex_lock(&heaps_lock); }
+void heap_fork_parent(void) { pthread_mutex_unlock(&heaps_lock); }
+void heap_fork_child(void)
+{
+    pthread_mutex_init(&heaps_lock, NULL);
+    atomic_store(&steal_state, 0);
 }

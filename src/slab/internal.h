@@ -10,35 +10,60 @@
  *   owner    whoever may touch a slab's freelist and inuse with plain loads/stores:
  *            a heap (state OWNED), the cache lock (state LISTED), or nobody (FULL).
  *
- * Slab states (the `state` bits of slab->xfree; transitions in slab.c/free.c):
+ * Slab states (the `state` bits of slab->xfree; transitions in heap.c/slab.c/free.c):
  *
- *     new ──► OWNED ──(exhausted, no remote frees)──► FULL
- *              ▲  │                                   │
- *              │  └──(heap overflow / thread exit)─┐  │ first free into it (any thread):
- *              │                                   ▼  │ CAS FULL→OWNED by the freer's heap
- *              └──(a heap takes it, under lock)── LISTED ◄┘ (via the freer's heap list)
- *                                                  │
- *                                  (empty beyond reserve, under lock) ──► released to the OS
+ *     new ──► OWNED(h) ◄──────────── a heap takes it (cache lock) ──────┐
+ *              │  partial ⇄ full on h's own lists (owner only)          │
+ *              │                                                        │
+ *              │ h gives it up: thread exit, a thief flushes an idle    │
+ *              │ heap, the slab empties beyond what h keeps             │
+ *              ├── no free object ──► FULL ── first free (any thread):  │
+ *              │                        │     CAS FULL → OWNED(freer)   │
+ *              └── free objects ────► LISTED (partial bin / empty) ─────┘
+ *                                       │ empty for purge_ms, or shrink/defrag/reclaim
+ *                                       ▼
+ *                                  released to the OS (xfree = 0 first, under the lock)
  *
- *   OWNED  owner heap h: h's thread alone reads/writes freelist, inuse, list links
- *          (the active slab keeps its free objects in h->freelist instead).  A defrag
- *          pass owns the slabs it froze through a private heap (defrag.c).
+ *   OWNED  owner heap h: h's thread alone reads/writes freelist, inuse and list links
+ *          (the active slab keeps its free objects in h->freelist instead), and so
+ *          does a thief that holds h (heap.c: an idle live thread's heap can be
+ *          flushed by the purge thread or a defrag pass).  A slab stays OWNED when
+ *          it fills up: it moves to h->full and its delayed-free bits are armed, so
+ *          the first remote free into it tells h (below).  A defrag pass owns the
+ *          slabs it froze through a private heap (defrag.c).
  *   FULL   unowned and on no list; every object allocated as far as the last owner
  *          knew.  The free that finds it FULL claims it by CAS.
  *   LISTED on the cache's partial or empty list; cache->lock owns freelist and inuse.
  *   In every state other threads free by pushing onto the remote stack in xfree.
  *
- * The xfree word (one atomic 64-bit value) = state | remote count | remote head:
+ * The xfree word (one atomic 64-bit value) = delay | state | remote count | head:
  *   bits  0..19  index+1 of the first object on the remote-free stack (0: empty)
  *   bits 20..39  number of objects on the remote-free stack
  *   bits 40..41  state
- * Pushing onto the stack needs no ABA protection: only the owner pops, and it takes
+ *   bits 42..43  delayed-free mode, meaningful in state OWNED only:
+ *     DF_NORMAL   remote frees push onto the slab's stack;
+ *     DF_ARMED    the slab is on its owner's full list: the next remote free CASes
+ *                 ARMED → FREEING, pushes its object onto owner->delayed (a stack in
+ *                 the heap), then sets NORMAL.  The owner drains owner->delayed on
+ *                 its slow path; that free moves the slab back to h->partial.  So a
+ *                 full slab becomes reachable for its owner without any atomic on
+ *                 the owner's fast path.
+ *     DF_FREEING  a remote freer is between those two steps.  Whoever disarms a
+ *                 slab (owner or thief) waits until FREEING has passed, so the heap
+ *                 a freer is pushing onto outlives the push (heaps are never freed
+ *                 while one of their slabs is ARMED or FREEING).
+ * Pushing onto a stack needs no ABA protection: only the owner pops, and it takes
  * the whole stack at once (exchange), never one element.
  *
  * Invariants (a slab with owner view `inuse` and remote count `r`):
- *   objects allocated to users = inuse - r
+ *   objects allocated to users = inuse - r - (its objects on the owner's delayed
+ *   stack) - (its objects on the owner's lfree cache)
  *   objects_per_slab = inuse + |freelist|  (for the active slab: + h->nfree instead)
  *   0 <= r <= inuse
+ *   ARMED or FREEING  =>  state OWNED, slab on its owner's full list
+ *   a released slab has xfree == 0 (written under cache->lock before the lock is
+ *   dropped), so a late reader that takes the lock and sees LISTED is looking at a
+ *   live incarnation whose fields were all written before it became LISTED.
  */
 #ifndef SLABDEFRAG_SLAB_INTERNAL_H
 #define SLABDEFRAG_SLAB_INTERNAL_H
@@ -61,12 +86,15 @@
 #define SLAB_MAX_SHIFT  18 /* 256 KiB */
 #define SLAB_MAX_CACHES 512
 #define SLAB_MAGIC      0x51ab5eedu
-#define HEAP_PARTIAL_MAX 8 /* slabs a heap may own besides its active one */
+#define HEAP_EMPTY_KEEP 1 /* empty slabs a heap keeps on its partial list */
+#define HEAP_LFREE_MAX 64 /* objects a heap caches from its non-active slabs (heap.c) */
+#define HEAP_LFREE_OBJECT_MAX 1024 /* larger objects are never cached on lfree */
 #define CACHE_EMPTY_RESERVE 2 /* empty slabs a cache keeps before returning them to the OS */
 #define PARTIAL_BINS 8 /* partial slabs binned by fill, in eighths (slab.c) */
 
 /* --- xfree word ---------------------------------------------------------- */
 enum slab_state { ST_OWNED = 1, ST_FULL = 2, ST_LISTED = 3 };
+enum slab_delay { DF_NORMAL = 0, DF_ARMED = 1, DF_FREEING = 2 };
 #define XF_HEAD_BITS  20
 #define XF_COUNT_BITS 20
 #define XF_HEAD_MASK  ((UINT64_C(1) << XF_HEAD_BITS) - 1)
@@ -75,10 +103,17 @@ enum slab_state { ST_OWNED = 1, ST_FULL = 2, ST_LISTED = 3 };
 
 static inline unsigned xf_head(uint64_t x) { return (unsigned)(x & XF_HEAD_MASK); }
 static inline unsigned xf_count(uint64_t x) { return (unsigned)((x >> XF_HEAD_BITS) & XF_COUNT_MASK); }
-static inline unsigned xf_state(uint64_t x) { return (unsigned)(x >> XF_STATE_SHIFT); }
+#define XF_DELAY_SHIFT (XF_STATE_SHIFT + 2)
+#define XF_DELAY_MASK  (UINT64_C(3) << XF_DELAY_SHIFT)
+static inline unsigned xf_state(uint64_t x) { return (unsigned)(x >> XF_STATE_SHIFT) & 3; }
+static inline unsigned xf_delay(uint64_t x) { return (unsigned)(x >> XF_DELAY_SHIFT) & 3; }
 static inline uint64_t xf_make(unsigned state, unsigned count, unsigned head)
 {
     return ((uint64_t)state << XF_STATE_SHIFT) | ((uint64_t)count << XF_HEAD_BITS) | head;
+}
+static inline uint64_t xf_with_delay(uint64_t x, unsigned delay)
+{
+    return (x & ~XF_DELAY_MASK) | ((uint64_t)delay << XF_DELAY_SHIFT);
 }
 
 struct slab_cache;
@@ -92,7 +127,7 @@ struct slab_list {
 };
 
 /* Which list a slab is on (slab->list), for validation and unlinking. */
-enum slab_list_id { LIST_NONE, LIST_HEAP_PARTIAL, LIST_PARTIAL, LIST_EMPTY, LIST_FROZEN };
+enum slab_list_id { LIST_NONE, LIST_HEAP_PARTIAL, LIST_PARTIAL, LIST_EMPTY, LIST_FROZEN, LIST_HEAP_FULL };
 
 /* Defrag marks on a slab (slab->defrag_flags, owned like freelist). */
 #define SLAB_DF_NOMOVE 0x01 /* callbacks said NO: not a candidate until it empties */
@@ -109,7 +144,7 @@ struct slab {
     _Atomic uint64_t xfree;        /* state | remote count | remote head (see above) */
     void *freelist;                /* owner's free objects (not the active slab's) */
     _Atomic uint32_t inuse;        /* owner view; written by the owner only (relaxed) */
-    uint8_t list;                  /* enum slab_list_id, written by the owner */
+    uint8_t list;                  /* enum slab_list_id, written by the owner (of the slab or list) */
     uint8_t defrag_flags;          /* SLAB_DF_*, under cache->lock or the freezing pass */
     uint8_t later_count;           /* LATER answers seen by defrag for this slab */
     uint8_t bin;                   /* partial bin while on the cache's partial lists */
@@ -117,26 +152,36 @@ struct slab {
     _Atomic(struct heap *) owner;  /* valid in state OWNED; written by the owner only */
     struct slab *next, *prev;      /* list links, owned with the list */
     struct slab *all_next, *all_prev; /* cache->all_slabs, under cache->lock */
+    uint64_t empty_since_ns;       /* on cache->empty: when it got there (decay, slab.c) */
 };
 
 /*
- * One thread's state for one cache.  Only that thread touches freelist, nfree,
- * active and partial; allocs/frees are written by it with relaxed stores and read
- * by stats.  Registered on cache->heaps under cache->lock (heap.c).
+ * One thread's state for one cache (heap.c).  The owner thread touches freelist,
+ * nfree, active, partial and full inside heap_enter/heap_leave (in_op = 1); a
+ * thief touches them only while it holds the heap (stolen = 1 and in_op seen 0),
+ * see heap.c for the handshake.  allocs/frees are written by the owner with relaxed
+ * stores and read by stats.  delayed is pushed onto by other threads (CAS) and
+ * taken by the owner (exchange); it sits on its own cache line.  Registered on
+ * cache->heaps under heaps_lock and cache->lock (either suffices to read the list).
  */
 struct heap {
     void *freelist;            /* active slab's free objects */
     unsigned nfree;            /* length of freelist */
+    void *lfree;               /* objects freed by this thread into its other owned
+                                  slabs, not yet given back to them (a thread cache) */
+    unsigned nlfree;           /* length of lfree, <= HEAP_LFREE_MAX */
+    _Atomic unsigned in_op;    /* owner: inside an allocator call on this heap */
+    _Atomic unsigned stolen;   /* a thief holds (or is trying to hold) this heap */
     struct slab *active;
     struct slab_cache *cache;  /* NULL once the cache is destroyed (orphan) */
-    /* OWNED slabs, not active, with free objects: a small array kept in the heap,
-     * oldest first, so adding, taking and evicting touch no slab header. */
-    struct slab *partial[HEAP_PARTIAL_MAX];
-    unsigned nr_partial;
+    struct slab_list partial;  /* OWNED slabs, not active, with free objects */
+    struct slab_list full;     /* OWNED slabs without free objects, delayed free ARMED */
     _Atomic uint64_t allocs, frees;
-    _Atomic unsigned pub_partial; /* nr_partial, published for stats */
+    _Atomic unsigned pub_partial; /* partial.nr, published for stats */
+    uint64_t idle_mark;        /* purge thread: allocs+frees at its last look (heaps_lock) */
     struct heap *next, *prev;  /* cache->heaps */
     bool is_defrag;            /* a defrag pass's private heap: never on cache->heaps */
+    _Alignas(64) _Atomic(void *) delayed; /* objects freed remotely into full slabs */
 };
 
 struct slab_cache {
@@ -149,6 +194,10 @@ struct slab_cache {
     size_t stride;             /* distance between objects */
     size_t fp_offset;          /* free pointer offset within an object slot */
     size_t first_offset;       /* offset of object 0 from the slab base */
+    size_t objects_span;       /* objects * stride: offsets of objects lie below it */
+    _Atomic unsigned lfree_max;/* objects a heap may cache on lfree: HEAP_LFREE_MAX for
+                                  objects up to HEAP_LFREE_OBJECT_MAX bytes while decay
+                                  is on, else 0 (cache_update_lfree, cache.c) */
     unsigned objects;          /* objects_per_slab */
     unsigned slab_shift;
     uint64_t stride_recip;     /* ceil(2^40 / stride): index = (off * recip) >> 40 */
@@ -160,7 +209,8 @@ struct slab_cache {
                                                binned by fill when listed (slab.c) */
     unsigned nr_partial;       /* sum of partial[].nr */
     uint64_t partial_inuse;    /* sum of inuse of partial slabs when they were binned */
-    struct slab_list empty;    /* LISTED slabs with no object allocated */
+    struct slab_list empty;    /* LISTED slabs with no object allocated, newest first;
+                                  each handed back purge_ms after it got there */
     struct slab *all_slabs;    /* every slab of the cache (all_next/all_prev) */
     struct heap *heaps;        /* heaps of live threads */
     _Atomic uint64_t nr_slabs;
@@ -248,7 +298,38 @@ static inline void counter_inc(_Atomic uint64_t *c)
 
 static inline void heap_publish(struct heap *h)
 {
-    atomic_store_explicit(&h->pub_partial, h->nr_partial, relaxed);
+    atomic_store_explicit(&h->pub_partial, h->partial.nr, relaxed);
+}
+
+/*
+ * The owner's side of the heap handshake (heap.c, section 2).  Every owner
+ * operation on its heap runs between heap_enter and heap_leave; heap_enter
+ * fails while a thief holds the heap.  The store of in_op and the load of
+ * stolen need a store-load barrier: membarrier() on the thief's side provides
+ * it, so the owner pays two plain stores and a load.  ThreadSanitizer does not
+ * know membarrier: there both are seq_cst (a correct, slower Dekker).
+ */
+#if defined(__SANITIZE_THREAD__)
+#define HEAP_SC_HANDSHAKE 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define HEAP_SC_HANDSHAKE 1
+#endif
+#endif
+static inline bool heap_enter(struct heap *h)
+{
+#ifdef HEAP_SC_HANDSHAKE
+    atomic_store(&h->in_op, 1);
+    return likely(!atomic_load(&h->stolen));
+#else
+    atomic_store_explicit(&h->in_op, 1, relaxed);
+    atomic_signal_fence(memory_order_seq_cst);
+    return likely(!atomic_load_explicit(&h->stolen, memory_order_acquire));
+#endif
+}
+static inline void heap_leave(struct heap *h)
+{
+    atomic_store_explicit(&h->in_op, 0, memory_order_release);
 }
 
 /* list.c-like helpers (slab.c) */
@@ -264,7 +345,19 @@ struct os_slab_ref {
     struct segment *seg;
 };
 void os_slab_free_batch(struct os_slab_ref *refs, size_t n, unsigned shift);
-unsigned os_segment_slab_shift(const void *p); /* 0: not in any segment */
+/* The segment map: one byte per possible segment of the 47-bit user address
+ * space (32 MiB of virtual memory, resident only where segments exist), the slab
+ * shift of the segment there or 0.  Inline: every slab_free looks it up. */
+#define ADDRESS_BITS 47
+#define SEGMAP_ENTRIES ((size_t)1 << (ADDRESS_BITS - SEGMENT_SHIFT))
+extern _Atomic uint8_t segmap[SEGMAP_ENTRIES];
+static inline unsigned os_segment_slab_shift(const void *p) /* 0: not in any segment */
+{
+    uintptr_t a = (uintptr_t)p;
+    if (unlikely(a >> ADDRESS_BITS))
+        return 0;
+    return atomic_load_explicit(&segmap[a >> SEGMENT_SHIFT], relaxed);
+}
 
 /* slab.c: slab lifecycle, cache lists (callers hold cache->lock where said) */
 struct slab *slab_new(struct slab_cache *s);                    /* no lock held */
@@ -274,6 +367,8 @@ void slab_merge_remote(struct slab_cache *s, struct slab *sl);   /* owner: remot
 struct slab *cache_take_partial(struct slab_cache *s, struct heap *h); /* LISTED → OWNED(h) */
 void cache_put_slab(struct slab_cache *s, struct slab *sl);      /* owner gives up sl: → LISTED/FULL/released */
 long cache_release_empty(struct slab_cache *s, unsigned keep);   /* cache->lock held; bytes */
+long cache_release_aged(struct slab_cache *s, uint64_t now_ns);  /* no lock held; bytes */
+void slab_disarm(struct slab *sl);                               /* owner/thief: ARMED → NORMAL */
 unsigned empty_reserve(const struct slab_cache *s);             /* empty slabs a cache keeps */
 void cache_settle_listed(struct slab_cache *s, struct slab *sl); /* cache->lock held */
 void cache_listed_maybe_empty(struct slab_cache *s, struct slab *sl); /* no lock held */
@@ -287,18 +382,22 @@ struct slab *cache_partial_fullest(struct slab_cache *s);        /* cache->lock 
 /* heap.c */
 extern __thread struct heap *tls_heaps[SLAB_MAX_CACHES] __attribute__((tls_model("initial-exec")));
 struct heap *heap_get(struct slab_cache *s);          /* this thread's heap, created on demand */
-struct heap *heap_lookup(struct slab_cache *s);       /* NULL if none yet */
-void heap_flush(struct heap *h);                      /* give back active + partial slabs */
-void heap_deactivate(struct heap *h);                 /* give back the active slab only */
-void heap_activate(struct heap *h, struct slab *sl);
-void heap_add_partial(struct heap *h, struct slab *sl);
-struct slab *heap_take_partial(struct heap *h);            /* newest, or NULL */
-void heap_remove_partial(struct heap *h, struct slab *sl);
+void heap_wait_thief(struct heap *h);                 /* owner: heap_enter failed; wait, re-enter */
+bool heap_refill(struct slab_cache *s, struct heap *h); /* owner, entered: h->freelist non-empty */
+void heap_free_local(struct slab_cache *s, struct heap *h, struct slab *sl, void *obj); /* owner, sl OWNED by h */
+void heap_lfree_flush(struct slab_cache *s, struct heap *h);  /* owner/thief: lfree back into its slabs */
+void heap_flush(struct heap *h);                      /* owner or thief: give every slab back */
+void heap_flush_own(struct slab_cache *s);            /* the calling thread's heap of s, if any */
+unsigned heap_flush_idle(struct slab_cache *s, bool only_idle); /* thief: flush other threads' heaps */
 void heap_orphan_all(struct slab_cache *s);           /* destroy: detach live threads' heaps */
+void heap_fork_prepare(void);
+void heap_fork_parent(void);
+void heap_fork_child(void);
 void heap_stats(struct slab_cache *s, uint64_t *allocs, uint64_t *frees); /* cache->lock held */
 unsigned heap_partial_slabs(struct slab_cache *s);   /* cache->lock held */
 
 /* free.c */
+void slab_free_unowned(struct slab_cache *s, struct heap *h, struct slab *sl, void *obj, unsigned idx);
 _Noreturn void slab_report_corrupt_freelist(const struct slab_cache *s, const void *obj, const void *next);
 _Noreturn void slab_report_bad_free(const struct slab_cache *s, const void *obj, const char *what,
                                     const char *detail);
@@ -307,8 +406,19 @@ _Noreturn void slab_report_bad_free(const struct slab_cache *s, const void *obj,
 extern pthread_mutex_t cache_list_lock;
 int cache_compute_layout(struct slab_cache *s, bool fp_outside);
 struct slab_cache *cache_list_head(void); /* cache_list_lock held */
+void cache_update_lfree_all(void);        /* after the purge delay changed */
 
-/* os.c */
+/* meta.c: the core's own zeroed allocator (never libc malloc: see meta.c) */
+void *meta_alloc(size_t size);
+void meta_free(void *p, size_t size);
+void meta_fork_prepare(void);
+void meta_fork_parent(void);
+void meta_fork_child(void);
+
+/* purge.c: decay of empty slabs, and flushing the heaps of idle threads */
+extern _Atomic unsigned purge_delay_ms;
+void purge_start_once(void);   /* first slab of the process: start the purge thread */
+uint64_t purge_now_ns(void);
 
 /* defrag_bg.c */
 void slab_defrag_forget(struct slab_cache *s); /* destroy: wait until no reclaimer uses s */

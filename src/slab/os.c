@@ -36,7 +36,6 @@
 
 #define NR_POOLS (SLAB_MAX_SHIFT - SLAB_MIN_SHIFT + 1)
 #define MAX_SLABS_PER_SEGMENT (SEGMENT_SIZE >> SLAB_MIN_SHIFT)
-#define ADDRESS_BITS 47
 
 struct segment {
     char *base;
@@ -58,15 +57,7 @@ static struct pool {
 static struct segment *spare_segments; /* whole free segments, under spare_lock */
 static pthread_mutex_t spare_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static _Atomic uint8_t segmap[(size_t)1 << (ADDRESS_BITS - SEGMENT_SHIFT)];
-
-unsigned os_segment_slab_shift(const void *p)
-{
-    uintptr_t a = (uintptr_t)p;
-    if (unlikely(a >> ADDRESS_BITS))
-        return 0;
-    return atomic_load_explicit(&segmap[a >> SEGMENT_SHIFT], relaxed);
-}
+_Atomic uint8_t segmap[SEGMAP_ENTRIES];
 
 static char *map_aligned_segment(void)
 {
@@ -102,12 +93,12 @@ static struct segment *segment_new(struct pool *p, unsigned shift)
         memset(seg, 0, sizeof *seg);
         seg->base = base;
     } else {
-        seg = calloc(1, sizeof *seg);
+        seg = meta_alloc(sizeof *seg);
         if (!seg)
             return NULL;
         seg->base = map_aligned_segment();
         if (!seg->base) {
-            free(seg);
+            meta_free(seg, sizeof *seg);
             return NULL;
         }
     }

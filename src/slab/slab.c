@@ -5,8 +5,10 @@
  *    and the xfree word.  This file makes the transitions that involve the cache:
  *      slab_new            (nothing) → OWNED, objects constructed once (ctor)
  *      cache_take_partial  LISTED → OWNED(h), under cache->lock
- *      cache_put_slab      OWNED → FULL (no free object) or → LISTED
+ *      cache_put_slab      OWNED → FULL (no free object) or → LISTED; disarms
+ *                          delayed free first (waits out a FREEING freer)
  *      cache_release_empty LISTED empty → released to the OS (os.c)
+ *      cache_release_aged  the same for empty slabs older than purge_ms (decay)
  * 2. Locking.  cache->lock protects: partial, empty, all_slabs, and the freelist,
  *    inuse and list links of LISTED slabs.  Lock order: cache->defrag_lock, then
  *    cache->lock, then an os.c pool lock.  No user callback runs under cache->lock.
@@ -23,18 +25,30 @@
  *    illumos.  Remote frees do not re-bin a slab (that would need the lock), so a
  *    bin can only overstate fill.  Allocation takes the fullest slab (top bin
  *    first), which packs objects; defrag takes candidates from the bottom.
- * 5. Numbers.  CACHE_EMPTY_RESERVE = 2 empty slabs stay hot per cache (0 with
- *    SLAB_NO_RESERVE), enough to absorb alloc/free ping-pong at a slab boundary
- *    while bounding idle memory to two slabs (<= 512 KiB) per cache.
+ * 5. Numbers and decay.  An empty slab stays on cache->empty, ready for reuse,
+ *    for purge_ms (SLABDEFRAG_PURGE_MS, slab_set_purge_delay; default 500 ms)
+ *    and is handed back by the purge thread's next tick after that (purge.c), so
+ *    a program that frees and reallocates the same memory within the delay
+ *    takes no page faults, and idle memory goes back within purge_ms plus a
+ *    tick.  What a cache keeps is thereby bounded by its own footprint of the
+ *    last purge_ms.  shrink, defrag and reclaim release at once.  With
+ *    purge_ms == 0 (the old behaviour) empties beyond CACHE_EMPTY_RESERVE = 2
+ *    (0 with SLAB_NO_RESERVE) go back the moment they appear.
+ *    Every released slab's xfree is zeroed under cache->lock first, so a late
+ *    remote freer that takes the lock (cache_listed_maybe_empty) never mistakes
+ *    a released or re-created slab for a LISTED one of its cache.
  * 6. Observability.  nr_slabs, partial.nr and empty.nr feed slab_cache_get_stats.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <time.h>
 
 #include "internal.h"
 #include "debug.h"
+
+static void cache_empty_push(struct slab_cache *s, struct slab *sl);
 
 void slab_list_push(struct slab_list *l, struct slab *sl, enum slab_list_id id)
 {
@@ -148,7 +162,7 @@ static uint64_t thread_random(void)
  * object comes from is unpredictable, so heap-layout attacks lose their aim. */
 static void *build_random_freelist(struct slab_cache *s, struct slab *sl)
 {
-    unsigned *order = malloc(sizeof *order * s->objects);
+    unsigned *order = meta_alloc(sizeof *order * s->objects);
     if (!order)
         return build_freelist(s, sl);
     for (unsigned i = 0; i < s->objects; i++)
@@ -165,7 +179,7 @@ static void *build_random_freelist(struct slab_cache *s, struct slab *sl)
         fp_set(s, obj, next);
         next = obj;
     }
-    free(order);
+    meta_free(order, sizeof *order * s->objects);
     return next;
 }
 
@@ -184,6 +198,7 @@ struct slab *slab_new(struct slab_cache *s)
     atomic_store_explicit(&sl->magic, SLAB_MAGIC, relaxed);
     sl->list = LIST_NONE;
     sl->defrag_flags = 0;
+    sl->empty_since_ns = 0;
     sl->later_count = 0;
     sl->next = sl->prev = NULL;
     for (unsigned i = 0; i < s->objects; i++) {
@@ -198,6 +213,7 @@ struct slab *slab_new(struct slab_cache *s)
     pthread_mutex_lock(&s->lock);
     cache_link_slab(s, sl);
     pthread_mutex_unlock(&s->lock);
+    purge_start_once();
     return sl;
 }
 
@@ -229,6 +245,11 @@ void slab_merge_remote(struct slab_cache *s, struct slab *sl)
     void *list = slab_take_remote(sl, &count);
     if (!list)
         return;
+    slab_set_inuse(sl, slab_inuse(sl) - count);
+    if (!sl->freelist) { /* the common case: no walk (each link is checked when popped) */
+        sl->freelist = list;
+        return;
+    }
     void *tail = list;
     for (void *n; (n = fp_get(s, tail)) != NULL;) {
         if (unlikely(((uintptr_t)n ^ (uintptr_t)tail) >> s->slab_shift))
@@ -237,7 +258,6 @@ void slab_merge_remote(struct slab_cache *s, struct slab *sl)
     }
     fp_set(s, tail, sl->freelist);
     sl->freelist = list;
-    slab_set_inuse(sl, slab_inuse(sl) - count);
 }
 
 /*
@@ -257,7 +277,7 @@ void cache_settle_listed(struct slab_cache *s, struct slab *sl)
     if (slab_inuse(sl) == 0) {
         cache_partial_remove(s, sl);
         sl->defrag_flags = 0; /* an emptied slab is movable again */
-        slab_list_push(&s->empty, sl, LIST_EMPTY);
+        cache_empty_push(s, sl);
     } else if (fill_bin(s, sl) != sl->bin) {
         cache_partial_remove(s, sl);
         cache_partial_add(s, sl);
@@ -271,7 +291,7 @@ struct slab *cache_take_partial(struct slab_cache *s, struct heap *h)
     if (sl)
         cache_partial_remove(s, sl);
     else
-        sl = slab_list_pop(&s->empty);
+        sl = slab_list_pop(&s->empty); /* the newest: its pages are the likeliest resident */
     if (sl) {
         atomic_store_explicit(&sl->owner, h, relaxed);
         uint64_t old = atomic_load(&sl->xfree);
@@ -292,6 +312,7 @@ static struct slab *detach_empty(struct slab_cache *s, unsigned keep)
     while (s->empty.nr > keep) {
         struct slab *sl = slab_list_pop(&s->empty);
         cache_unlink_slab(s, sl);
+        atomic_store_explicit(&sl->xfree, 0, memory_order_release);
         sl->next = chain;
         chain = sl;
     }
@@ -320,6 +341,63 @@ unsigned empty_reserve(const struct slab_cache *s)
     return (s->flags & SLAB_NO_RESERVE) ? 0 : CACHE_EMPTY_RESERVE;
 }
 
+/* Empty slabs cache_put_slab may leave on the list: all of them while decay
+ * holds them (the purge thread hands them back), else the reserve. */
+static unsigned empty_keep(const struct slab_cache *s)
+{
+    if (atomic_load_explicit(&purge_delay_ms, relaxed) && !(s->flags & SLAB_NO_RESERVE))
+        return UINT32_MAX;
+    return empty_reserve(s);
+}
+
+static void cache_empty_push(struct slab_cache *s, struct slab *sl)
+{
+    sl->empty_since_ns = purge_now_ns();
+    slab_list_push(&s->empty, sl, LIST_EMPTY);
+}
+
+/* Hand back the empty slabs that have waited purge_ms (keeping the reserve). */
+long cache_release_aged(struct slab_cache *s, uint64_t now_ns)
+{
+    uint64_t delay_ns = (uint64_t)atomic_load_explicit(&purge_delay_ms, relaxed) * 1000000u;
+    if (delay_ns == 0)
+        return 0; /* no decay: cache_put_slab keeps only the reserve, and keeps it */
+    struct slab *chain = NULL;
+    pthread_mutex_lock(&s->lock);
+    unsigned keep = (s->flags & SLAB_CONSISTENCY) ? UINT32_MAX : 0;
+    struct slab *next;
+    for (struct slab *sl = s->empty.head; sl && s->empty.nr > keep; sl = next) {
+        next = sl->next;
+        if (now_ns - sl->empty_since_ns < delay_ns)
+            continue;
+        slab_list_remove(&s->empty, sl);
+        cache_unlink_slab(s, sl);
+        atomic_store_explicit(&sl->xfree, 0, memory_order_release);
+        sl->next = chain;
+        chain = sl;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return release_chain(s, chain);
+}
+
+void slab_disarm(struct slab *sl)
+{
+    uint64_t old = atomic_load_explicit(&sl->xfree, memory_order_acquire);
+    for (;;) {
+        unsigned d = xf_delay(old);
+        if (d == DF_NORMAL)
+            return;
+        if (d == DF_FREEING) { /* a remote freer is pushing onto the owner's heap */
+            sched_yield();
+            old = atomic_load_explicit(&sl->xfree, memory_order_acquire);
+            continue;
+        }
+        if (atomic_compare_exchange_weak_explicit(&sl->xfree, &old, xf_with_delay(old, DF_NORMAL),
+                                                  memory_order_acq_rel, memory_order_acquire))
+            return;
+    }
+}
+
 /* Caller holds cache->lock; releases the lock around the syscalls and retakes it. */
 long cache_release_empty(struct slab_cache *s, unsigned keep)
 {
@@ -335,6 +413,7 @@ long cache_release_empty(struct slab_cache *s, unsigned keep)
 /* The owner gives up an OWNED slab whose freelist and inuse are current. */
 void cache_put_slab(struct slab_cache *s, struct slab *sl)
 {
+    slab_disarm(sl);
     slab_merge_remote(s, sl);
     if (sl->freelist == NULL) {
         /* No free object: try to leave it unowned and unlisted (FULL). */
@@ -352,7 +431,7 @@ void cache_put_slab(struct slab_cache *s, struct slab *sl)
         ;
     cache_partial_add(s, sl);
     cache_settle_listed(s, sl);
-    struct slab *chain = detach_empty(s, empty_reserve(s));
+    struct slab *chain = detach_empty(s, empty_keep(s));
     pthread_mutex_unlock(&s->lock);
     release_chain(s, chain);
 }
@@ -363,9 +442,12 @@ void cache_listed_maybe_empty(struct slab_cache *s, struct slab *sl)
 {
     pthread_mutex_lock(&s->lock);
     struct slab *chain = NULL;
-    if (slab_is_live_of(sl, s) && xf_state(atomic_load(&sl->xfree)) == ST_LISTED) {
+    /* State first (acquire): LISTED proves a live incarnation whose fields were
+     * written before it was listed; only then is its cache worth comparing. */
+    if (xf_state(atomic_load_explicit(&sl->xfree, memory_order_acquire)) == ST_LISTED &&
+        slab_is_live_of(sl, s)) {
         cache_settle_listed(s, sl);
-        chain = detach_empty(s, empty_reserve(s));
+        chain = detach_empty(s, empty_keep(s));
     }
     pthread_mutex_unlock(&s->lock);
     release_chain(s, chain);

@@ -172,6 +172,8 @@ static void free_pattern(unsigned flags)
 
 int main(void)
 {
+    /* This test checks the reserve rule of immediate return: decay off. */
+    slab_set_purge_delay(0);
     /* 1: a new cache. */
     struct slab_cache *s = slab_cache_create("stats-basic", 100, 0, 0, NULL);
     CHECK(s != NULL, "create: %s", strerror(errno));

@@ -395,6 +395,8 @@ static void concurrent_pokes(uint64_t *rng, FILE *devnull)
 
 int main(int argc, char **argv)
 {
+    /* This test checks the reserve rule of immediate return: decay off. */
+    slab_set_purge_delay(0);
     g_seed = test_seed(argc, argv, 1, 0x5eed5eed1234ull);
     g_threads = argc > 2 ? atoi(argv[2]) : 4;
     if (g_threads < 2)

@@ -96,6 +96,8 @@ static void *mix_worker(void *arg)
 
 int main(int argc, char **argv)
 {
+    /* This test checks the reserve rule of immediate return: decay off. */
+    slab_set_purge_delay(0);
     g_seed = test_seed(argc, argv, 1, 0x7e57e417ull);
 
     /* 1 */
