@@ -112,6 +112,15 @@ struct slab_cache *slab_cache_of(const void *obj);
  */
 int slab_obj_defrag_hint(const void *obj, unsigned fill_percent);
 
+/*
+ * slab_alloc() for relocating an object of s (the malloc front end's
+ * slab_malloc_defrag_move): the calling thread first hands the cache the free
+ * objects and partial slabs it keeps besides its active slab, so the object
+ * comes from its active slab or the fullest partial slab, never from a sparse
+ * slab the caller is emptying.  NULL with errno ENOMEM.
+ */
+void *slab_alloc_for_move(struct slab_cache *s);
+
 /* The library's version string, e.g. "0.1.0". */
 const char *slabdefrag_version(void);
 

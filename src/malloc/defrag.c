@@ -7,10 +7,12 @@
  *    object's slab holds fewer than HINT_FILL_PERCENT of its objects, is not the
  *    calling thread's allocation slab and not owned by another thread.  Lock-free
  *    loads only: a few nanoseconds, meant to be asked for every pointer.
- * 2. A move allocates a new object of the same class from the calling thread's
- *    allocation slab (which the slab core refills from the fullest partial slab
- *    first), copies the whole object and frees the old one.  Repeated over a
- *    table, sparse slabs drain into full ones and empty slabs go back to the OS.
+ * 2. A move allocates a new object of the same class with slab_alloc_for_move:
+ *    the calling thread first hands back the free objects and partial slabs it
+ *    caches (they are the sparse slabs being emptied), so the object comes from
+ *    its active slab or the fullest partial slab.  It copies the whole object
+ *    and frees the old one.  Repeated over a table, sparse slabs drain into full
+ *    ones, and slab_malloc_trim hands the emptied slabs back to the OS at once.
  * 3. Numbers.  HINT_FILL_PERCENT = 75: below three quarters full a slab is worth
  *    draining; above, the copy costs more than the quarter slab it could free.
  * 4. Locking: none of its own; the slab core's.
@@ -34,7 +36,7 @@ void *slab_malloc_defrag_move(void *ptr)
     struct slab_cache *c = slab_cache_of(ptr);
     int saved = errno;
     mfe_depth++;
-    void *n = slab_alloc(c);
+    void *n = slab_alloc_for_move(c);
     if (n) {
         memcpy(n, ptr, slab_cache_object_size(c));
         slab_free(c, ptr);

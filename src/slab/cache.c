@@ -282,3 +282,24 @@ int slab_obj_defrag_hint(const void *obj, unsigned fill_percent)
     unsigned live = inuse > remote ? inuse - remote : 0;
     return (uint64_t)live * 100 < (uint64_t)s->objects * fill_percent;
 }
+
+/*
+ * An object to move another one into (slab_alloc_for_move in slab.h).  The
+ * calling thread's cached free objects (lfree) and its partial slabs are the
+ * sparse slabs a compaction wants to empty, so when it holds any, its heap is
+ * flushed first (everything goes to the cache's binned lists); the allocation
+ * then comes from the active slab or, on refill, the fullest partial slab.
+ */
+void *slab_alloc_for_move(struct slab_cache *s)
+{
+    struct heap *h = tls_heaps[s->id];
+    if (h && h->cache == s) {
+        if (!heap_enter(h))
+            heap_wait_thief(h);
+        bool sparse_cached = h->lfree != NULL || h->partial.nr != 0;
+        heap_leave(h);
+        if (sparse_cached)
+            heap_flush_own(s);
+    }
+    return slab_alloc(s);
+}
