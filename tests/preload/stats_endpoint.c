@@ -1,0 +1,53 @@
+/* SLABDEFRAG_STATS=1 in a preloaded python3: `slabdefrag info PID --json` reads
+ * its size classes live from the stats endpoint (malloc-* caches with objects
+ * allocated).  Skips (77) only if python3 is not installed. */
+#include <sys/stat.h>
+
+#include "preload.h"
+
+int main(int argc, char **argv)
+{
+    CHECK(argc >= 4, "usage: stats_endpoint SO KVTABLE SLABDEFRAG");
+    if (program_missing("python3")) {
+        fprintf(stderr, "python3 not installed: skipped\n");
+        return 77;
+    }
+    char sock[64];
+    snprintf(sock, sizeof sock, "/tmp/slabdefrag-test-stats-%d.sock", (int)getpid());
+    char sockenv[96];
+    snprintf(sockenv, sizeof sockenv, "SLABDEFRAG_STATS_SOCKET=%s", sock);
+    int ready[2];
+    CHECK(pipe(ready) == 0, "pipe");
+    pid_t py = fork();
+    CHECK(py >= 0, "fork");
+    if (py == 0) {
+        dup2(ready[1], 1);
+        close(ready[0]);
+        setenv("LD_PRELOAD", argv[1], 1);
+        putenv("SLABDEFRAG_STATS=1");
+        putenv(sockenv);
+        putenv("PYTHONMALLOC=malloc");
+        execlp("python3", "python3", "-c",
+               "import sys\nd = {i: str(i) * 3 for i in range(50000)}\nprint('ready', flush=True)\n"
+               "sys.stdin.read()\n", (char *)NULL);
+        _exit(127);
+    }
+    close(ready[1]);
+    char line[16] = "";
+    CHECK(read(ready[0], line, sizeof line - 1) > 0 && strncmp(line, "ready", 5) == 0,
+          "python3 did not start");
+    char *cmd[] = { argv[3], "info", sock, "--json", NULL };
+    char *out;
+    int st = run_capture(cmd, NULL, NULL, NULL, &out, NULL);
+    kill(py, SIGTERM);
+    waitpid(py, NULL, 0);
+    unlink(sock);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "slabdefrag info failed (status %#x): %s", st, out);
+    CHECK(strstr(out, "\"malloc-16\"") && strstr(out, "\"malloc-32768\""), "no malloc-* caches: %.400s", out);
+    const char *p = strstr(out, "\"malloc-48\"");
+    CHECK(p, "no malloc-48");
+    const char *a = strstr(p, "\"objects_active\": ");
+    CHECK(a && strtoull(a + 18, NULL, 10) > 1000, "malloc-48 should hold python's objects: %.300s", p);
+    free(out);
+    return 0;
+}
