@@ -15,10 +15,12 @@
  *    header) → slab_free, which validates the pointer and catches double frees.
  *    Sizes above 32 KiB and alignments above 64 go to large.c.
  * 3. Reentrancy.  mfe_depth counts how deep this thread is inside the allocator.
- *    Around every call into the slab core it is raised, so a malloc made by the
- *    core itself (its per-thread heap records, a defrag pass's vectors) or by
- *    libc code the core calls (pthread_create, atexit) is served by bootstrap.c
- *    instead of recursing.  Before initialisation every request takes the slow
+ *    Around every call into the slab core it is raised, so a malloc made during
+ *    that call (a defrag pass's vectors when slab_malloc_trim shrinks a cache;
+ *    libc code the core calls: pthread_create when it starts its purge or stats
+ *    thread, atexit, pthread_atfork) is served by bootstrap.c instead of
+ *    re-entering the core.  The core's own metadata comes from its mmap-based
+ *    meta allocator, never from malloc.  Before initialisation every request takes the slow
  *    path, which initialises once (below) and retries.
  * 4. Initialisation.  Lazy, on the first request, which may come before any
  *    constructor runs and from inside the dynamic loader: init_state goes
