@@ -60,6 +60,15 @@ def spread(records, key):
     return (max(vals) - min(vals)) / med if med > 0 and len(vals) > 1 else 0.0
 
 
+def speed_rows(cells, allocs, tests):
+    """(test, size, row, medians by allocator) for the cells of `tests`, in order."""
+    keys = sorted((k for k in cells if k[0] in tests),
+                  key=lambda k: (TEST_ORDER.index(k[0]), k[1]))
+    for test, size in keys:
+        row = cells[(test, size)]
+        yield test, size, row, {a: median_of(row[a], "ns_per_op") for a in allocs if row.get(a)}
+
+
 def speed_table(cells, allocs):
     peers = [a for a in allocs if a not in (SUBJECT, FRONT_END)]
     head = f"{'test':<11}{'size':>5} " + "".join(f"{a:>11}" for a in allocs)
@@ -68,11 +77,7 @@ def speed_table(cells, allocs):
     lines = [f"ns per operation ({STAT_NAME}); ratios are slabdefrag / peer, < 1 = slabdefrag faster",
              head, "-" * len(head)]
     verdicts = []
-    keys = sorted((k for k in cells if k[0] in TEST_ORDER),
-                  key=lambda k: (TEST_ORDER.index(k[0]), k[1]))
-    for test, size in keys:
-        row = cells[(test, size)]
-        med = {a: median_of(row[a], "ns_per_op") for a in allocs if row.get(a)}
+    for test, size, row, med in speed_rows(cells, allocs, TEST_ORDER):
         line = f"{test:<11}{size:>5} " + "".join(
             f"{med[a]:>11.1f}" if a in med else f"{'-':>11}" for a in allocs)
         ratios = {p: med[SUBJECT] / med[p] for p in peers if SUBJECT in med and p in med}
@@ -107,11 +112,7 @@ def front_end_table(cells, allocs):
     lines = [f"the malloc front end ({FRONT_END}): ns per operation ({STAT_NAME})", head,
              "-" * len(head)]
     verdicts = []
-    keys = sorted((k for k in cells if k[0] in TARGETS),
-                  key=lambda k: (TEST_ORDER.index(k[0]), k[1]))
-    for test, size in keys:
-        row = cells[(test, size)]
-        med = {a: median_of(row[a], "ns_per_op") for a in allocs if row.get(a)}
+    for test, size, _row, med in speed_rows(cells, allocs, TARGETS):
         if FRONT_END not in med:
             continue
         line = f"{test:<11}{size:>5} {med[FRONT_END]:>9.1f}"
@@ -170,7 +171,7 @@ def main(argv):
     cells, failed = parse(args[0])
     seen = {a for row in cells.values() for a in row}
     allocs = [a for a in ORDER if a in seen] + sorted(seen - set(ORDER))
-    out, verdicts = speed_table(cells, allocs)
+    out, verdicts = speed_table(cells, [a for a in allocs if a != FRONT_END])
     fe_lines, fe_verdicts = front_end_table(cells, allocs)
     if fe_lines:
         out += [""] + fe_lines
@@ -182,7 +183,7 @@ def main(argv):
     if verdicts:
         met = sum(1 for v in verdicts if v[1] == "met")
         out += ["", f"targets met: {met}/{len(verdicts)}"]
-        out += [f"  MISSED {name}: {value:.2f} > {target:.1f}"
+        out += [f"  MISSED {name}: {value:.2f} > {target:g}"
                 for name, verdict, value, target in verdicts if verdict != "met"]
     for rec in failed:
         out.append(f"FAILED: {rec.get('alloc')} {rec.get('test')} {rec.get('size')} "
