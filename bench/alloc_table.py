@@ -27,8 +27,9 @@ TARGETS = {"churn": 1.0, "batch": 1.0, "xthread": 1.2}
 RETENTION_TARGET_MIB = 8.0
 
 
-def parse(path):
-    """{(test, size): {alloc: [record, ...]}} from the RESULT lines of a log."""
+def parse(path, key=lambda rec: (rec["test"], int(rec["size"]))):
+    """{key(record): {alloc: [record, ...]}} from the RESULT lines of a log;
+    the key is (test, size) unless told otherwise (mt_table.py: threads)."""
     cells = defaultdict(lambda: defaultdict(list))
     failed = []
     with open(path) as f:
@@ -40,7 +41,7 @@ def parse(path):
             if words[0] == "FAILED":
                 failed.append(rec)
                 continue
-            cells[(rec["test"], int(rec["size"]))][rec["alloc"]].append(rec)
+            cells[key(rec)][rec["alloc"]].append(rec)
     return cells, failed
 
 

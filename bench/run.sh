@@ -11,6 +11,7 @@
 # Usage:
 #   bench/run.sh [BUILD_DIR]                           full run (BUILD_DIR: build)
 #   BENCH_QUICK=1 bench/run.sh [BUILD_DIR]             smoke run, about a minute
+#   bench/run.sh mt [BUILD_DIR]                        only the multi-thread table
 #   bench/run.sh callgrind BUILD_DIR TEST SIZE [ALLOC...]
 #       instruction counts of the timed region under valgrind --tool=callgrind,
 #       Ir per operation and the top functions for each allocator (default:
@@ -27,6 +28,11 @@
 #   BENCH_ALLOCS="slabdefrag slabdefrag_malloc glibc jemalloc mimalloc tcmalloc"
 #   BENCH_STAT=min           summarise repetitions by their minimum, not median
 #   BENCH_OTHERS=0           skip the other benchmarks (bench_bufcache) after the table
+#   BENCH_MT=0               skip the multi-thread table (bench_mt_<alloc>: thread-local
+#                            churn and a ring of cross-thread frees, 1..N threads)
+#   BENCH_MT_THREADS="1 2 4" thread counts (default: powers of two up to 2 x nproc)
+#   BENCH_MT_REPS=N          repetitions of the multi-thread runs (5; quick 1)
+#   BENCH_MT_SIZE=N          object size of the multi-thread runs (64)
 # Raw results go to BUILD_DIR/bench-results/alloc-<time>.log, the table next
 # to it (.txt).
 set -euo pipefail
@@ -150,7 +156,59 @@ run_full() {
   else
     echo "run.sh: python3 not found; raw results:"; grep '^RESULT' "$log"
   fi
+  [ "${BENCH_MT:-1}" = 0 ] || run_mt "$build"
   run_other_benchmarks "$build"
+}
+
+# ---------------------------------------------------------------- multi-thread
+# Thread counts 1, 2, 4 .. up to 2 x nproc (and 2 x nproc itself).
+mt_thread_counts() {
+  local max=$(($(nproc) * 2)) n=1 out=""
+  while [ $n -lt "$max" ]; do out+="$n "; n=$((n * 2)); done
+  echo "$out$max"
+}
+
+# bench_mt_<alloc> for every allocator, test (churn, ring) and thread count,
+# interleaved and rotated like the main table; bench/mt_table.py prints the
+# medians.  The ring needs 2 threads, so it starts at 2.
+run_mt() {
+  local build=${1:-build} quick=${BENCH_QUICK:-0}
+  local reps=${BENCH_MT_REPS:-$([ "$quick" = 1 ] && echo 1 || echo 5)}
+  local threads=${BENCH_MT_THREADS:-$(mt_thread_counts)} size=${BENCH_MT_SIZE:-64}
+  local quick_arg=(); [ "$quick" = 1 ] && quick_arg=(--quick)
+  local allocs=() a
+  for a in ${BENCH_ALLOCS:-$all_allocs}; do
+    local exe="$build/bench/bench_mt_$a"
+    [ -x "$exe" ] || { echo "run.sh: $exe not built; $a is left out" >&2; continue; }
+    "$exe" --identify >/dev/null || die "$exe does not run on $a"
+    allocs+=("$a")
+  done
+  [ ${#allocs[@]} -gt 0 ] || die "no bench_mt_* executables in $build/bench"
+  local outdir="$build/bench-results" stamp; stamp=$(date +%Y%m%d-%H%M%S)
+  mkdir -p "$outdir"
+  local log="$outdir/mt-$stamp.log" start=$SECONDS
+  echo "# slabdefrag multi-thread benchmark, $(date -Is), $(nproc) CPUs, size $size," \
+       "threads $threads, $reps reps; load $(cut -d' ' -f1-3 /proc/loadavg)" >"$log"
+  echo; echo "run.sh: multi-thread: ${allocs[*]}; threads: $threads; $reps reps; raw: $log"
+  local rep test n
+  for ((rep = 0; rep < reps; rep++)); do
+    for test in churn ring; do
+      for n in $threads; do
+        [ "$test" = ring ] && [ "$n" -lt 2 ] && continue
+        for a in $(rotate "$rep" "${allocs[@]}"); do
+          run_one "$build/bench/bench_mt_$a" "$a" "$test" "$size" "$log" \
+            --threads "$n" "${quick_arg[@]}"
+        done
+      done
+    done
+    echo "run.sh: multi-thread repetition $((rep + 1))/$reps done ($((SECONDS - start)) s)"
+  done
+  local table="${log%.log}.txt"
+  if command -v python3 >/dev/null; then
+    python3 "$here/mt_table.py" "$log" | tee "$table"
+  else
+    grep '^RESULT' "$log"
+  fi
 }
 
 # Other benchmarks built into BUILD_DIR/bench (e.g. bench_bufcache, from
@@ -163,7 +221,7 @@ run_other_benchmarks() {
   [ "${BENCH_QUICK:-0}" = 1 ] && quick_arg=(--quick)
   for exe in "$1"/bench/bench_*; do
     [ -x "$exe" ] && [ -f "$exe" ] || continue
-    case $(basename "$exe") in bench_alloc_*) continue ;; esac
+    case $(basename "$exe") in bench_alloc_* | bench_mt_*) continue ;; esac
     echo; echo "== $(basename "$exe") ${quick_arg[*]}"
     "$exe" "${quick_arg[@]}" || echo "run.sh: $(basename "$exe") failed (exit $?)" >&2
   done
@@ -171,6 +229,7 @@ run_other_benchmarks() {
 
 case ${1:-} in
   callgrind) shift; run_callgrind "$@" ;;
-  -h | --help) sed -n '2,31p' "$0" ;;
+  mt) shift; run_mt "$@" ;;
+  -h | --help) sed -n '2,37p' "$0" ;;
   *) run_full "$@" ;;
 esac

@@ -7,7 +7,14 @@
  * N, ..., "move_results": [...]}, ...]}, so a small tolerant reader is enough:
  * it knows the numeric fields by name, skips keys it does not know (newer
  * libraries may add some), and rejects anything that is not that shape rather
- * than guessing.  Nesting is bounded (depth 8), so no input can recurse deeply.
+ * than guessing.  Nesting is bounded (depth 8), so no input can recurse deeply;
+ * the reader never moves past the text's terminating NUL (a reply may end
+ * anywhere, e.g. inside a \u escape), and raw control characters in strings are
+ * malformed, as in JSON.  The reply may come from a process that is not
+ * trusted (root looking at another user's process): `info --json` passes on
+ * only text that parses, and the table shows names with control characters,
+ * DEL and bytes >= 0x80 escaped as \xNN (valid UTF-8 stays as sent in the
+ * JSON).  fuzz/info_parse.c fuzzes sv_parse and the table.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -54,6 +61,9 @@ int sv_target(const char *arg, char *path, size_t size)
     else if (rc == -ENOENT)
         fprintf(stderr, "slabdefrag: process %ld has no stats endpoint "
                         "(start it with SLABDEFRAG_STATS=1)\n", pid);
+    else if (rc == -EPERM)
+        fprintf(stderr, "slabdefrag: process %ld: refusing its socket: its directory is not "
+                        "private to the process owner, or another process serves it\n", pid);
     else if (rc < 0)
         fprintf(stderr, "slabdefrag: process %ld: %s\n", pid, strerror(-rc));
     return rc < 0 ? -1 : 0;
@@ -96,6 +106,8 @@ struct reader {
     bool bad;
 };
 
+/* Every step below looks at *r->p before moving past it and never moves past
+ * the terminating NUL, so no input makes the reader leave its buffer. */
 static void skip_ws(struct reader *r)
 {
     while (*r->p == ' ' || *r->p == '\n' || *r->p == '\t' || *r->p == '\r')
@@ -104,6 +116,8 @@ static void skip_ws(struct reader *r)
 
 static bool take(struct reader *r, char c)
 {
+    if (r->bad)
+        return false;
     skip_ws(r);
     if (*r->p != c)
         return false;
@@ -117,33 +131,58 @@ static void expect(struct reader *r, char c)
         r->bad = true;
 }
 
-/* A JSON string into dst (truncated to cap-1; escapes decoded, \u as '?'). */
+static int hex_digit(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0'
+         : c >= 'a' && c <= 'f' ? c - 'a' + 10
+         : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/* After a backslash: the character an escape stands for (\u00XX as byte XX,
+ * other \u as '?'), or -1 for a bad or cut-off escape. */
+static int read_escape(struct reader *r)
+{
+    char e = *r->p;
+    if (e == '\0')
+        return -1;
+    r->p++;
+    if (e == 'u') {
+        unsigned cp = 0;
+        for (int i = 0; i < 4; i++) {
+            int d = hex_digit(*r->p);
+            if (d < 0)
+                return -1; /* also a NUL: the reply ended inside the escape */
+            cp = cp * 16 + (unsigned)d;
+            r->p++;
+        }
+        return cp < 0x80 && cp ? (int)cp : '?';
+    }
+    switch (e) {
+    case '"': case '\\': case '/': return e;
+    case 'n': case 't': case 'r': case 'b': case 'f': return ' ';
+    default: return -1;
+    }
+}
+
+/* A JSON string into dst (truncated to cap-1; escapes decoded).  Raw control
+ * characters are not JSON: they make the text malformed. */
 static void read_string(struct reader *r, char *dst, size_t cap)
 {
     size_t n = 0;
     expect(r, '"');
     while (!r->bad && *r->p != '"') {
-        char c = *r->p++;
-        if (c == '\0') {
+        int c = (unsigned char)*r->p;
+        if (c < 0x20) { /* includes the NUL at the end of the text */
             r->bad = true;
             break;
         }
-        if (c == '\\') {
-            c = *r->p++;
-            if (c == 'u') {
-                for (int i = 0; i < 4; i++)
-                    if (!*r->p++)
-                        r->bad = true;
-                c = '?';
-            } else if (c == 'n' || c == 't' || c == 'r' || c == 'b' || c == 'f') {
-                c = ' ';
-            } else if (c == '\0') {
-                r->bad = true;
-                break;
-            }
+        r->p++;
+        if (c == '\\' && (c = read_escape(r)) < 0) {
+            r->bad = true;
+            break;
         }
         if (n + 1 < cap)
-            dst[n++] = c;
+            dst[n++] = (char)c;
     }
     if (!r->bad)
         r->p++;
@@ -153,6 +192,8 @@ static void read_string(struct reader *r, char *dst, size_t cap)
 
 static uint64_t read_uint(struct reader *r)
 {
+    if (r->bad)
+        return 0;
     skip_ws(r);
     if (*r->p < '0' || *r->p > '9') {
         r->bad = true;
@@ -166,6 +207,8 @@ static uint64_t read_uint(struct reader *r)
 
 static void skip_value(struct reader *r, int depth)
 {
+    if (r->bad)
+        return;
     skip_ws(r);
     char c = *r->p;
     char scratch[8];
@@ -293,14 +336,35 @@ void sv_print_header(FILE *out)
             "mappedKiB", "fill", "passes", "s_freed", "kicked", "moved");
 }
 
+/* A name as the table shows it: bytes below 0x20, 0x7f and above, and the
+ * backslash written as \xNN / \\, so a name cannot move the cursor, change
+ * colours or retitle the terminal.  dst holds SV_NAME_SHOWN bytes. */
+void sv_name_shown(const char *name, char *dst)
+{
+    size_t n = 0;
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
+        if (*p == '\\') {
+            dst[n++] = '\\';
+            dst[n++] = '\\';
+        } else if (*p < 0x20 || *p >= 0x7f) {
+            n += (size_t)snprintf(dst + n, 5, "\\x%02x", *p);
+        } else {
+            dst[n++] = (char)*p;
+        }
+    }
+    dst[n] = '\0';
+}
+
 void sv_print_row(FILE *out, const struct sv_cache *c)
 {
     const uint64_t *v = c->v;
+    char name[SV_NAME_SHOWN];
+    sv_name_shown(c->name, name);
     fprintf(out,
             "%-20s %7" PRIu64 " %6" PRIu64 " %5" PRIu64 " %10" PRIu64 " %10" PRIu64 " %7" PRIu64
             " %7" PRIu64 " %5" PRIu64 " %10" PRIu64 " %3u%% %6" PRIu64 " %7" PRIu64 " %9" PRIu64
             " %9" PRIu64 "\n",
-            c->name, v[SV_OBJECT_SIZE], v[SV_SLAB_SIZE], v[SV_OBJECTS_PER_SLAB],
+            name, v[SV_OBJECT_SIZE], v[SV_SLAB_SIZE], v[SV_OBJECTS_PER_SLAB],
             v[SV_OBJECTS_ACTIVE], v[SV_OBJECTS_TOTAL], v[SV_SLABS], v[SV_SLABS_PARTIAL],
             v[SV_SLABS_EMPTY], v[SV_BYTES_MAPPED] / 1024, sv_fill_percent(c), v[SV_DEFRAG_PASSES],
             v[SV_DEFRAG_SLABS_FREED], v[SV_DEFRAG_OBJECTS_KICKED], v[SV_DEFRAG_OBJECTS_MOVED]);
@@ -331,18 +395,19 @@ int cmd_info(int argc, char **argv)
         return info_usage();
     if (sv_target(target, path, sizeof path) != 0 || sv_request(path, "info", &reply) != 0)
         return 1;
-    if (json) {
-        fputs(reply, stdout);
-        free(reply);
-        return 0;
-    }
     struct sv_cache *rows;
     size_t n;
-    int rc = sv_parse(reply, &rows, &n);
+    int rc = sv_parse(reply, &rows, &n); /* --json too: only well-formed text is passed on */
+    if (rc == 0 && json)
+        fputs(reply, stdout);
     free(reply);
     if (rc != 0) {
         fprintf(stderr, "slabdefrag: malformed reply from %s\n", path);
         return 1;
+    }
+    if (json) {
+        free(rows);
+        return 0;
     }
     sv_print_header(stdout);
     for (size_t i = 0; i < n; i++)

@@ -37,7 +37,12 @@ int sv_request(const char *path, const char *request, char **reply);
  * text does not have the expected shape. */
 int sv_parse(const char *json, struct sv_cache **rows, size_t *n);
 
-/* A slabinfo-like table. */
+/* A name made safe for a terminal: control characters, DEL, bytes >= 0x80 and
+ * '\\' escaped (\xNN, \\).  dst must hold SV_NAME_SHOWN bytes. */
+#define SV_NAME_SHOWN (4 * 64)
+void sv_name_shown(const char *name, char *dst);
+
+/* A slabinfo-like table (names through sv_name_shown). */
 void sv_print_header(FILE *out);
 void sv_print_row(FILE *out, const struct sv_cache *c);
 

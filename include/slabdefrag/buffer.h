@@ -69,7 +69,7 @@ struct buffer_head {
 
 /*
  * Create a cache.  cfg NULL means all defaults.  Starts the flusher thread.
- * NULL with errno EINVAL (memory_limit below the minimum, dirty_limit_percent
+ * NULL with errno EINVAL (memory_limit below the minimum or above 8 TiB, dirty_limit_percent
  * over 100) or ENOMEM / EAGAIN.
  */
 struct bcache *bcache_create(const struct bcache_config *cfg);

@@ -14,6 +14,21 @@
  *
  * Errors: functions that can fail return NULL or a negative errno value and set
  * errno.  Every function is thread-safe unless its comment says otherwise.
+ *
+ * fork(): the library holds its locks across fork() (pthread_atfork), so a child
+ * forked while other threads are inside it can use it; in the child the stats
+ * endpoint and the background defragmenter are not running (slab_defrag_start
+ * and slab_stats_serve_start start new ones), and passes that were running in
+ * the parent have ended.  A move/get/kick callback must not wait for a lock that
+ * a thread holds while it calls fork().
+ *
+ * Environment (SLABDEFRAG_DEBUG, SLABDEFRAG_STATS, SLABDEFRAG_STATS_SOCKET,
+ * XDG_RUNTIME_DIR) is read with secure_getenv: set-user/group-ID programs
+ * ignore it.
+ *
+ * Misuse that would touch freed memory aborts with a message naming the object,
+ * e.g. destroying a cache twice ("cache 'NAME': slab_cache_destroy(PTR): cache
+ * already destroyed").
  */
 #ifndef SLABDEFRAG_SLAB_H
 #define SLABDEFRAG_SLAB_H
@@ -248,8 +263,8 @@ int slab_cache_set_move(struct slab_cache *s, slab_move_fn move, void *arg);
  * the cache's lists; the thread takes a slab from there on its next call).
  * (On a kernel without membarrier(2) no thread's slabs can be taken from it:
  * other live threads then keep theirs until they exit.)
- *   slab_cache_defrag(s, fill%)  one pass over slabs below fill% (100: every
- *                                partial slab); also releases empty slabs.
+ *   slab_cache_defrag(s, fill%)  one pass over slabs below fill% (0..100; 100: every
+ *                                partial slab; over 100: -EINVAL); also releases empty slabs.
  *   slab_cache_shrink(s)         releases every empty slab, clears unmovable marks,
  *                                and defragments every partial slab (fill 100%).
  *   slab_reclaim(bytes)          all caches, most reclaimable first (empty slabs,

@@ -68,8 +68,11 @@ const char *slab_stats_socket_path(void);
 /*
  * Find the socket of process `pid`: tries $XDG_RUNTIME_DIR/slabdefrag,
  * /run/user/<uid>/slabdefrag and /tmp/slabdefrag-<uid> for the process owner's
- * uid and for ours.  Writes the path into buf.  0, -ESRCH (no such process),
- * -ENOENT (the process serves no endpoint), -ENAMETOOLONG.
+ * uid and for ours.  A socket is taken only if it and its directory belong to
+ * that uid, the directory has no group/other access, and the process serving
+ * it is `pid` (SO_PEERCRED).  Writes the path into buf.  0, -ESRCH (no such
+ * process), -ENOENT (the process serves no endpoint), -EPERM (a socket was
+ * found but fails those checks: not to be trusted), -ENAMETOOLONG.
  */
 int slab_stats_find_socket(pid_t pid, char *buf, size_t size);
 

@@ -287,11 +287,9 @@ struct bh_impl *page_buffers(struct bcache *bc, struct bc_page *p)
     if (ring)
         return ring;
     size_t bytes = page_nr_blocks(page_map(p), p) * bc->bh_size;
-    for (unsigned fruitless = 0; !mem_try_charge(bc, bytes);) {
-        if (!reclaim_some(bc) && ++fruitless >= 3) {
-            errno = ENOMEM;
-            return NULL;
-        }
+    if (!mem_charge_reclaiming(bc, bytes)) {
+        errno = ENOMEM;
+        return NULL;
     }
     page_lock(p);
     ring = atomic_load_explicit(&p->buffers, memory_order_acquire);
@@ -531,4 +529,15 @@ void bh_mark_dirty(struct buffer_head *pub)
     page_mark_dirty(bc, p);
     if (atomic_load_explicit(&bc->nr_dirty, memory_order_relaxed) > bc->dirty_limit_pages)
         balance_dirty_pages(bc, m);
+}
+
+/* Fork (registry.c): the buffer_head cache lock is held across fork(). */
+void bh_cache_fork_lock(void)
+{
+    pthread_mutex_lock(&bh_cache_lock);
+}
+
+void bh_cache_fork_unlock(void)
+{
+    pthread_mutex_unlock(&bh_cache_lock);
 }

@@ -13,11 +13,14 @@
  * 2. Locking.  See internal.h for the order.  Statistics are per-thread-slot
  *    relaxed atomics (16 cache-line slots chosen round-robin per thread), so the
  *    hit path shares no counter line between threads.
+ *    Every live cache is in registry.c's list, whose fork hooks hold its
+ *    mutexes across fork() (the child forgets the flusher).
  * 3. References.  The cache owns the buffer_head slab cache reference
  *    (bh_cache_acquire/release: one cache for the process, created with the
  *    first bcache and destroyed with the last).
  * 4. Invariants: checked by bcache_validate(), see below.
- * 5. Numbers.  Defaults: memory_limit 64 MiB (minimum 64 KiB), dirty_expire_ms
+ * 5. Numbers.  Defaults: memory_limit 64 MiB (minimum 64 KiB, maximum 8 TiB =
+ *    BC_MAX_PAGES pages: above it EINVAL at once), dirty_expire_ms
  *    3000, dirty_limit_percent 20; background writeback above half the dirty limit.
  * 6. Observability.  bcache_get_stats().
  */
@@ -114,8 +117,8 @@ static int config_apply(struct bcache *bc, const struct bcache_config *cfg)
     if (limit < BCACHE_MIN_MEMORY_LIMIT || pct > 100)
         return -EINVAL;
     uint64_t pages = limit / BC_PAGE_SIZE;
-    if (pages >= UINT32_MAX)
-        return -EINVAL;
+    if (pages > BC_MAX_PAGES)
+        return -EINVAL; /* page numbers and the index's bucket count are 32-bit */
     bc->memory_limit = limit;
     bc->dirty_expire_ms = cfg && cfg->dirty_expire_ms ? cfg->dirty_expire_ms : 3000;
     bc->dirty_limit_percent = pct;
@@ -168,6 +171,10 @@ struct bcache *bcache_create(const struct bcache_config *cfg)
     init_locks(bc);
     if ((err = flusher_start(bc)) != 0)
         goto fail_locks;
+    if ((err = bc_registry_add_cache(bc)) != 0) {
+        flusher_stop(bc);
+        goto fail_locks;
+    }
     return bc;
 fail_locks:
     destroy_locks(bc);
@@ -202,6 +209,7 @@ int bcache_destroy(struct bcache *bc)
         errno = EBUSY;
         return -EBUSY;
     }
+    bc_registry_remove_cache(bc); /* the fork hooks no longer see it */
     flusher_stop(bc);
     int ret = 0;
     for (;;) {

@@ -10,6 +10,11 @@
  *    its first bdev_open to its last bdev_close: OPEN -> CLOSING (last close:
  *    synced, pages dropped, no background writeback) -> freed.
  * 2. Locking.  bc->lock protects bc->maps, map->handles, map->closing changes.
+ *    It is never held across open(2): bdev_open opens (O_NONBLOCK, so a FIFO
+ *    does not wait for a writer), checks the type (regular file or block
+ *    device, else EINVAL) and clears O_NONBLOCK first, then takes the lock to
+ *    share an existing map or add the new one.  Live handles are registered
+ *    (registry.c): a second bdev_close of a handle aborts naming it.
  *    The I/O functions take no lock; the fd and geometry are immutable.
  *    Fault state is atomic (fault.h).
  * 3. References.  A handle references its map; the map lives while it has
@@ -205,7 +210,9 @@ struct bdev_map *map_open(struct bcache *bc, const char *path, unsigned block_si
     }
     int err = 0;
     struct stat st;
-    m->fd = open(path, flags | O_CLOEXEC);
+    /* O_NONBLOCK: opening a FIFO must not wait for a writer; the type check
+     * below refuses it, and the flag is cleared for everything else. */
+    m->fd = open(path, flags | O_CLOEXEC | O_NONBLOCK);
     if (m->fd < 0) {
         err = -errno;
         goto fail;
@@ -217,6 +224,11 @@ struct bdev_map *map_open(struct bcache *bc, const char *path, unsigned block_si
     }
     if ((err = device_size(m->fd, &st, &size)) != 0)
         goto fail_fd;
+    int fl = fcntl(m->fd, F_GETFL);
+    if (fl < 0 || fcntl(m->fd, F_SETFL, fl & ~O_NONBLOCK) != 0) {
+        err = -errno;
+        goto fail_fd;
+    }
     m->bc = bc;
     m->open_flags = flags;
     m->readonly = (flags & O_ACCMODE) == O_RDONLY;
@@ -256,6 +268,10 @@ static struct bdev *handle_new(struct bdev_map *m)
     if (!h)
         return NULL;
     h->map = m;
+    if (bc_registry_add_handle(h) != 0) {
+        free(h);
+        return NULL;
+    }
     atomic_store(&h->err_cursor, errseq_sample(&m->wb_err));
     h->next_handle = m->handles;
     m->handles = h;
@@ -270,14 +286,18 @@ static void handle_unlink(struct bdev *h)
     *pp = h->next_handle;
 }
 
-static struct bdev_map *find_map_locked(struct bcache *bc, const struct stat *st)
+static struct bdev_map *find_map_locked(struct bcache *bc, dev_t dev, ino_t ino)
 {
     for (struct bdev_map *m = bc->maps; m; m = m->next)
-        if (m->st_dev == st->st_dev && m->st_ino == st->st_ino && !atomic_load(&m->closing))
+        if (m->st_dev == dev && m->st_ino == ino && !atomic_load(&m->closing))
             return m;
     return NULL;
 }
 
+/* The device is opened (and its type checked) before bc->lock is taken, so a
+ * slow or blocking open never holds up other opens and closes of the cache; a
+ * file that turns out to be open already shares the existing map and the new
+ * descriptor is closed again. */
 struct bdev *bdev_open(struct bcache *bc, const char *path, unsigned block_size, int flags)
 {
     if (!bc || !path) {
@@ -288,32 +308,33 @@ struct bdev *bdev_open(struct bcache *bc, const char *path, unsigned block_size,
         errno = EINVAL;
         return NULL;
     }
-    struct stat st;
-    if (stat(path, &st) != 0)
-        return NULL; /* errno from stat */
+    struct bdev_map *fresh = map_open(bc, path, block_size, flags);
+    if (!fresh)
+        return NULL; /* errno from map_open */
     pthread_mutex_lock(&bc->lock);
     struct bdev *h = NULL;
-    struct bdev_map *m = find_map_locked(bc, &st);
+    struct bdev_map *m = find_map_locked(bc, fresh->st_dev, fresh->st_ino);
     if (m) {
         if (m->block_size != block_size || m->open_flags != flags)
             errno = EBUSY;
         else if (!(h = handle_new(m)))
             errno = ENOMEM;
-        pthread_mutex_unlock(&bc->lock);
-        return h;
-    }
-    m = map_open(bc, path, block_size, flags);
-    if (m) {
-        m->id = bc->next_map_id++;
-        if ((h = handle_new(m))) {
-            m->next = bc->maps;
-            bc->maps = m;
+    } else {
+        fresh->id = bc->next_map_id++;
+        if ((h = handle_new(fresh))) {
+            fresh->next = bc->maps;
+            bc->maps = fresh;
+            fresh = NULL;
         } else {
-            map_free(m);
             errno = ENOMEM;
         }
     }
     pthread_mutex_unlock(&bc->lock);
+    if (fresh) {
+        int err = errno;
+        map_free(fresh);
+        errno = err;
+    }
     return h;
 }
 
@@ -350,6 +371,7 @@ static int close_last(struct bcache *bc, struct bdev *h)
     int err = map_drop_pages(bc, m);
     if (err == -EBUSY) {
         atomic_store(&m->closing, false);
+        bc_registry_add_handle(h); /* still open */
         errno = EBUSY;
         return -EBUSY;
     }
@@ -374,12 +396,14 @@ int bdev_close(struct bdev *dev)
         errno = EINVAL;
         return -EINVAL;
     }
+    bc_registry_take_handle(dev); /* aborts on a handle closed already */
     struct bdev_map *m = dev->map;
     struct bcache *bc = m->bc;
     pthread_mutex_lock(&bc->lock);
     if (m->handles == dev && !dev->next_handle) {
         if (map_count_user_refs(bc, m) > 0) {
             pthread_mutex_unlock(&bc->lock);
+            bc_registry_add_handle(dev); /* still open */
             errno = EBUSY;
             return -EBUSY;
         }

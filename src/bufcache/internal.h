@@ -29,6 +29,8 @@
  *    map->dirty_lock: the map's dirty list (dirty_prev/next, dirtied_at,
  *      PG_ON_LIST).  bc->free_lock: free lists (free_next) and nr_inited growth.
  *    bc->clock_lock: the clock hand.  bc->lock: the map list, handles.
+ *    registry.c: registry_lock (live caches) and handles_lock (live handles,
+ *    taken under bc->lock); its fork hooks hold every mutex above across fork().
  * 3. References (the one paragraph).  The index holds one reference on every
  *    cached page.  Every other reference is temporary and counted in
  *    page->refcount: a lookup takes one with get-unless-zero (0 means free or
@@ -64,6 +66,8 @@
 #define BC_PAGE_SHIFT 12u
 #define BC_PAGE_SIZE  (1u << BC_PAGE_SHIFT)
 #define BC_NONE       UINT32_MAX /* "no page" in uint32 page links */
+#define BC_MAX_PAGES  (UINT32_C(1) << 31) /* most pages a cache may hold (8 TiB): the
+                                             index's power-of-two bucket count fits 32 bits */
 
 /* ---- page descriptor ---------------------------------------------------- */
 
@@ -233,6 +237,7 @@ struct bcache {
     pthread_cond_t flush_cond;
     bool flush_stop;               /* flush_lock */
     bool flush_kicked;             /* flush_lock */
+    bool flusher_gone;             /* forked child: no flusher thread (flush_lock) */
 
     uint64_t t0_ns;                /* creation time (CLOCK_MONOTONIC) */
     struct bc_stat_slot stats[BC_STAT_SLOTS];
@@ -324,6 +329,8 @@ void page_update_uptodate(struct bc_page *p);
 
 int bh_cache_acquire(struct bcache *bc);
 void bh_cache_release(struct bcache *bc);
+void bh_cache_fork_lock(void);   /* the buffer_head cache lock, across fork (registry.c) */
+void bh_cache_fork_unlock(void);
 /* The ring of a pinned page, building it if needed.  NULL + ENOMEM. */
 struct bh_impl *page_buffers(struct bcache *bc, struct bc_page *p);
 /* Build a new page's ring (not yet visible to anyone); -ENOMEM. */
@@ -377,6 +384,7 @@ void balance_dirty_pages(struct bcache *bc, struct bdev_map *m);
 int flusher_start(struct bcache *bc);
 void flusher_stop(struct bcache *bc);
 void flusher_kick(struct bcache *bc);
+void flusher_forget_in_child(struct bcache *bc); /* fork child, flush_lock held */
 
 /* errseq (Linux lib/errseq.c semantics) */
 void errseq_set(_Atomic uint32_t *eseq, int err);
@@ -389,10 +397,27 @@ bool mem_try_charge(struct bcache *bc, size_t bytes);
 void mem_uncharge(struct bcache *bc, size_t bytes);
 /* Evict a few unreferenced pages (writing dirty ones first); returns pages evicted. */
 unsigned reclaim_some(struct bcache *bc);
+/* Charge bytes that are not a frame: release warm free frames, then evict, as
+ * needed; false only when reclaim finds nothing to free (all pinned by users). */
+bool mem_charge_reclaiming(struct bcache *bc, size_t bytes);
+/* Test-only: after_sweep runs after each sweep of reclaim_some that evicted
+ * nothing (clock_lock held), so a test can change the world between sweeps. */
+struct reclaim_test_hooks {
+    void (*after_sweep)(struct bcache *bc, unsigned attempt, void *arg);
+    void *arg;
+};
+void reclaim_set_test_hooks(const struct reclaim_test_hooks *hooks); /* NULL: none */
 /* Evict a frozen, locked, clean page; unlocks it and frees it to the warm list. */
 void page_evict_frozen(struct bcache *bc, struct bc_page *p);
 /* Drop every page of a map (last close); -EBUSY if a buffer head is referenced. */
 int map_drop_pages(struct bcache *bc, struct bdev_map *m);
 int map_count_user_refs(struct bcache *bc, struct bdev_map *m);
+
+/* ---- registry.c: live caches and handles (fork hooks, double close) ------------------- */
+
+int bc_registry_add_cache(struct bcache *bc);
+void bc_registry_remove_cache(struct bcache *bc);
+int bc_registry_add_handle(struct bdev *h);
+void bc_registry_take_handle(struct bdev *h); /* close begins; aborts if h is not open */
 
 #endif /* SLABDEFRAG_BUFCACHE_INTERNAL_H */

@@ -151,10 +151,12 @@ static inline pthread_mutex_t *stripe_of(struct bcache *bc, uint32_t bucket)
 
 int page_index_init(struct bcache *bc)
 {
-    uint32_t nb = 1;
+    uint64_t nb = 1; /* 64-bit: doubling up to max_pages (<= BC_MAX_PAGES) cannot wrap */
     while (nb < bc->max_pages)
         nb <<= 1;
-    bc->bucket_mask = nb - 1;
+    if (nb > BC_MAX_PAGES)
+        return -EINVAL;
+    bc->bucket_mask = (uint32_t)(nb - 1);
     bc->buckets = calloc(nb, sizeof *bc->buckets);
     bc->stripes = aligned_alloc(64, BC_INDEX_STRIPES * sizeof *bc->stripes);
     if (!bc->buckets || !bc->stripes) {

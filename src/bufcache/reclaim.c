@@ -33,8 +33,15 @@
  *    ENOMEM.  Pinned pages are waited for only while writers hold pins
  *    (bc->writer_pins: the flusher and throttled writers pin a batch of dirty
  *    pages before writing them one by one); a user's pins fail the allocation
- *    at once.  Nor is a dirty page whose write the device refuses waited for:
- *    it stays dirty (nothing is dropped) and the allocation fails with ENOMEM.
+ *    at once; a page referenced by someone who holds none of its buffer heads
+ *    (a thread between its lookup and its bh, a page being created) is
+ *    transient and swept again like a pending one, so whether an allocation
+ *    fails does not depend on where other threads are.  Nor is a dirty page
+ *    whose write the device refuses waited for: it stays dirty (nothing is
+ *    dropped) and the allocation fails with ENOMEM.  Memory that is not a frame
+ *    (a ring's buffer heads, mem_charge_reclaiming) is found first among the
+ *    warm free frames, which eviction leaves charged for the next miss, then by
+ *    evicting.
  *    bcache_shrink then hands evicted frames back to the OS (MADV_DONTNEED) and
  *    shrinks the buffer_head slab cache.
  * 6. Observability.  evictions, memory_used, cached_pages.
@@ -84,6 +91,24 @@ void page_evict_frozen(struct bcache *bc, struct bc_page *p)
  * refused. */
 enum sweep_result { SWEEP_SKIP, SWEEP_EVICTED, SWEEP_PENDING, SWEEP_PINNED };
 
+static unsigned ring_user_refs(struct bc_page *p);
+
+/* A page with references besides the index's: SWEEP_PINNED if a caller holds
+ * one of its buffer heads (a lasting pin), else SWEEP_PENDING: a thread between
+ * its lookup and taking (or after dropping) the buffer head, a page being
+ * created, a writer, a defrag get — gone in a moment, so worth another sweep
+ * rather than an ENOMEM that depends on when the sweep ran.  The ring is read
+ * under the page lock, which keeps it attached (a page lock held by someone
+ * else is in passing too). */
+static enum sweep_result sweep_pinned(struct bc_page *p)
+{
+    if (!page_trylock(p))
+        return SWEEP_PENDING;
+    bool user = ring_user_refs(p) > 0;
+    page_unlock(p);
+    return user ? SWEEP_PINNED : SWEEP_PENDING;
+}
+
 /* One clock step at page p. */
 static enum sweep_result sweep_one(struct bcache *bc, struct bc_page *p)
 {
@@ -96,7 +121,7 @@ static enum sweep_result sweep_one(struct bcache *bc, struct bc_page *p)
         return SWEEP_SKIP;
     }
     if (atomic_load_explicit(&p->refcount, memory_order_relaxed) > 1)
-        return SWEEP_PINNED;
+        return sweep_pinned(p);
     if (f & busy) {
         /* Dirty: start writing it.  Clean but still listed: the writeback
          * call takes it off the list.  A write that fails (the device refuses
@@ -150,6 +175,13 @@ static struct bc_page *pin_writeback_page(struct bc_page *p, struct bc_page *hav
     return p;
 }
 
+static _Atomic(const struct reclaim_test_hooks *) test_hooks;
+
+void reclaim_set_test_hooks(const struct reclaim_test_hooks *hooks)
+{
+    atomic_store(&test_hooks, hooks);
+}
+
 unsigned reclaim_some(struct bcache *bc)
 {
     unsigned evicted = 0;
@@ -180,6 +212,9 @@ unsigned reclaim_some(struct bcache *bc)
         /* Pinned pages are worth waiting for only while a writer (flusher,
          * throttled writer) holds pins: it may sit preempted on a batch of
          * collected pages.  A user's pins last: fail at once, as ever. */
+        const struct reclaim_test_hooks *hk = atomic_load(&test_hooks);
+        if (hk && hk->after_sweep && !evicted)
+            hk->after_sweep(bc, attempt, hk->arg);
         if (!pending && !(pinned && atomic_load(&bc->writer_pins) > 0))
             break;
         if (!evicted && !under_wb)
@@ -187,6 +222,18 @@ unsigned reclaim_some(struct bcache *bc)
     }
     pthread_mutex_unlock(&bc->clock_lock);
     return evicted;
+}
+
+bool mem_charge_reclaiming(struct bcache *bc, size_t bytes)
+{
+    size_t frames = (bytes + BC_PAGE_SIZE - 1) / BC_PAGE_SIZE;
+    for (unsigned fruitless = 0; !mem_try_charge(bc, bytes);) {
+        if (page_release_free_frames(bc, frames))
+            continue; /* warm free frames are the cache's own clean memory */
+        if (!reclaim_some(bc) && ++fruitless >= 3)
+            return false;
+    }
+    return true;
 }
 
 long bcache_shrink(struct bcache *bc, size_t target_bytes)

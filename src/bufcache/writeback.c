@@ -29,8 +29,10 @@
  *    that meets a block locked by another thread finishes the pass, drops
  *    PG_WRITEBACK, waits for that block with nothing held and goes again, so a
  *    sync never deadlocks against threads that hold block locks and sync too.
- *    flush_lock: flush_stop, flush_kicked, flush_cond.  pass_lock: one flusher
- *    pass (bdev_close waits on it before freeing a map).
+ *    flush_lock: flush_stop, flush_kicked, flusher_gone, flush_cond.  pass_lock:
+ *    one flusher pass (bdev_close waits on it before freeing a map).  In a
+ *    forked child there is no flusher (flusher_gone, registry.c): dirty pages
+ *    are written by throttled writers, syncs, closes and destroy.
  * 3. References.  Whoever writes a page holds a pin on it for the duration;
  *    dirty pages cannot be frozen (evict/release refuse PG_DIRTY|PG_ON_LIST), so
  *    a pin taken from the dirty list always succeeds unless a closing map is
@@ -551,8 +553,23 @@ void flusher_stop(struct bcache *bc)
 {
     pthread_mutex_lock(&bc->flush_lock);
     bc->flush_stop = true;
+    bool gone = bc->flusher_gone;
     pthread_cond_signal(&bc->flush_cond);
     pthread_mutex_unlock(&bc->flush_lock);
-    pthread_join(bc->flusher, NULL);
+    if (!gone)
+        pthread_join(bc->flusher, NULL);
     pthread_cond_destroy(&bc->flush_cond);
+}
+
+/* In a forked child the flusher thread does not exist: never join it, and
+ * start flush_cond afresh (its waiter is gone).  flush_lock is held. */
+void flusher_forget_in_child(struct bcache *bc)
+{
+    bc->flusher_gone = true;
+    bc->flush_stop = true;
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&bc->flush_cond, &attr);
+    pthread_condattr_destroy(&attr);
 }

@@ -25,13 +25,13 @@
  * 4. Initialisation.  Lazy, on the first request, which may come before any
  *    constructor runs and from inside the dynamic loader: init_state goes
  *    0 → 1 (one thread creates the 72 caches with mfe_depth raised, registers
- *    the atfork handlers) → 2.  Other threads arriving meanwhile yield until 2.
+ *    the fork hooks) → 2.  Other threads arriving meanwhile yield until 2.
  *    All caches are created at once: creating one later would take the slab
  *    core's cache-list lock, which slab_info_write holds while it formats (and
  *    may allocate).
- * 5. fork.  prepare takes the bootstrap arena's and the large registry's locks
- *    (the slab core registers its own handlers for its locks); parent and child
- *    release them.  The child keeps every cache; heaps of threads that do not
+ * 5. fork.  The slab core's fork table (slab/fork.h) runs our prepare hook
+ *    after the core's (FORK_ORDER_MALLOC, the last): it takes the bootstrap
+ *    arena's and the large registry's locks; parent and child release them.  The child keeps every cache; heaps of threads that do not
  *    exist in the child keep their slabs (a bounded leak, as with glibc's
  *    per-thread caches).
  * 6. Thread exit: the slab core's thread-exit hook flushes the thread's heaps.
@@ -49,6 +49,12 @@
 #include <string.h>
 
 #include "internal.h"
+#include "slab/fork.h"
+
+/* Our locks are leaves that slab-core code may take while holding its own (a
+ * defrag pass allocating its vectors nests into bootstrap.c), so they are taken
+ * after every core lock: above fork.h's largest order, FORK_ORDER_PURGE. */
+#define FORK_ORDER_MALLOC (FORK_ORDER_PURGE + 4)
 
 __thread unsigned mfe_depth __attribute__((tls_model("initial-exec")));
 
@@ -114,7 +120,7 @@ static void create_classes(void)
             mfe_report("malloc", NULL, "cannot create the size-class caches");
         atomic_store_explicit(&classes[i], c, memory_order_release);
     }
-    pthread_atfork(fork_prepare, fork_release, fork_release);
+    slab_fork_register(fork_prepare, fork_release, fork_release, FORK_ORDER_MALLOC);
     mfe_depth--;
 }
 

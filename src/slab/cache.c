@@ -4,8 +4,13 @@
  * 1. Objects.  struct slab_cache (internal.h).  Every live cache is on the global
  *    cache list and owns a unique id in [0, SLAB_MAX_CACHES) that indexes each
  *    thread's heap table; ids are reused after destroy (heap.c handles orphans).
- * 2. Locking.  cache_list_lock protects: the cache list, the id bitmap.  Order:
- *    cache_list_lock before any cache->lock.
+ * 2. Locking.  cache_list_lock protects: the cache list, the id bitmap, the
+ *    ring of recently destroyed names, the list generation.  Order:
+ *    cache_list_lock before any cache->lock.  destroy_rw: each destroy holds it
+ *    for reading from start to end.  Fork (fork.h): destroy_rw is taken for
+ *    writing (FORK_ORDER_DESTROY: destroys in flight finish, new ones wait);
+ *    every live cache's lock is held across fork() (FORK_ORDER_CACHES), after
+ *    cache_list_lock (taken by defrag_bg.c's hook).
  * 3. Layout of an object slot (stride bytes):
  *      [object][debug red zone][free pointer]   when the free pointer is outside
  *      [free pointer | rest of object]          otherwise (it overlays a free object)
@@ -17,9 +22,17 @@
  *    at least 8 objects with at most 1/8 of the slab wasted (header + tail);
  *    if none does, 256 KiB.  Examples: 64 B → 4 KiB (63 objects), 256 B → 4 KiB
  *    (15), 1 KiB → 16 KiB (15), 8 KiB → 128 KiB (15), 32 KiB → 256 KiB (7).
- * 5. Destroy reports live objects ("N objects still allocated at destroy") and
- *    returns every slab to the OS.
+ * 5. Destroy first takes the cache off the list (lookups, the stats endpoint and
+ *    reclaimers no longer find it; those that pinned it before are waited for),
+ *    reports live objects ("N objects still allocated at destroy"), returns
+ *    every slab to the OS, then frees the id.  The cache list is the registry
+ *    of live caches: destroying a cache that is not on it (a second destroy)
+ *    aborts with "cache 'NAME': slab_cache_destroy(PTR): cache already
+ *    destroyed" (the name from a ring of the last 16 destroyed caches), without
+ *    reading the freed cache.  A second destroy after the address was reused by
+ *    a new cache cannot be told apart from destroying the new one.
  */
+#define _GNU_SOURCE
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,11 +42,20 @@
 
 #include "internal.h"
 #include "debug.h"
+#include "defrag.h"
+#include "fork.h"
 #include "stats_sock.h"
 
 pthread_mutex_t cache_list_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct slab_cache *cache_list;
 static uint64_t id_used[SLAB_MAX_CACHES / 64];
+static unsigned long list_gen; /* caches created so far (fork.h: FORK_ORDER_DEFRAG) */
+/* Held for reading by each slab_cache_destroy, for writing across fork(), so a
+ * child never inherits a destroy half done (FORK_ORDER_DESTROY).  Writers first:
+ * a stream of destroys cannot hold a fork off. */
+static pthread_rwlock_t destroy_rw = PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP;
+
+unsigned long cache_list_generation(void) { return list_gen; }
 
 static size_t round_up(size_t x, size_t a) { return (x + a - 1) & ~(a - 1); }
 
@@ -141,6 +163,7 @@ struct slab_cache *slab_cache_create(const char *name, size_t size, size_t align
     int id = alloc_id();
     if (id >= 0) {
         s->id = (unsigned)id;
+        list_gen++;
         s->next_cache = cache_list;
         if (cache_list)
             cache_list->prev_cache = s;
@@ -155,16 +178,61 @@ struct slab_cache *slab_cache_create(const char *name, size_t size, size_t align
     return s;
 }
 
+/* Names of the last destroyed caches (cache_list_lock), newest at dead_next - 1,
+ * so that a second destroy can name what it was given. */
+#define DEAD_NAMES 16
+static struct {
+    const struct slab_cache *s;
+    char name[sizeof ((struct slab_cache *)0)->name];
+} dead[DEAD_NAMES];
+static unsigned dead_next;
+
+static _Noreturn void report_not_live(const struct slab_cache *s)
+{
+    const char *name = NULL;
+    for (unsigned i = 1; i <= DEAD_NAMES && !name; i++) {
+        unsigned k = (dead_next - i) % DEAD_NAMES;
+        if (dead[k].s == s)
+            name = dead[k].name;
+    }
+    if (name)
+        fprintf(stderr, "slabdefrag: cache '%s': slab_cache_destroy(%p): cache already destroyed\n",
+                name, (const void *)s);
+    else
+        fprintf(stderr, "slabdefrag: slab_cache_destroy(%p): not a live cache (destroyed twice, "
+                "or never created)\n", (const void *)s);
+    fflush(stderr);
+    abort();
+}
+
+/* Destroy begins: take s off the cache list (so no lookup finds it any more),
+ * or abort when s is not on it.  Its id stays reserved until cache_forget_id. */
 static void cache_unlist(struct slab_cache *s)
 {
     pthread_mutex_lock(&cache_list_lock);
+    struct slab_cache *t = cache_list;
+    while (t && t != s)
+        t = t->next_cache;
+    if (!t)
+        report_not_live(s); /* abort: nothing of s may be read */
     if (s->prev_cache)
         s->prev_cache->next_cache = s->next_cache;
     else
         cache_list = s->next_cache;
     if (s->next_cache)
         s->next_cache->prev_cache = s->prev_cache;
+    s->next_cache = s->prev_cache = NULL;
+    pthread_mutex_unlock(&cache_list_lock);
+}
+
+/* Destroy ends: free the id and remember the name of the address. */
+static void cache_forget_id(struct slab_cache *s)
+{
+    pthread_mutex_lock(&cache_list_lock);
     id_used[s->id / 64] &= ~(UINT64_C(1) << (s->id % 64));
+    dead[dead_next % DEAD_NAMES].s = s;
+    memcpy(dead[dead_next % DEAD_NAMES].name, s->name, sizeof s->name);
+    dead_next++;
     pthread_mutex_unlock(&cache_list_lock);
 }
 
@@ -172,6 +240,8 @@ void slab_cache_destroy(struct slab_cache *s)
 {
     if (!s)
         return;
+    pthread_rwlock_rdlock(&destroy_rw);
+    cache_unlist(s);
     slab_defrag_forget(s);
     heap_orphan_all(s);
     pthread_mutex_lock(&s->lock);
@@ -188,10 +258,11 @@ void slab_cache_destroy(struct slab_cache *s)
         slab_release(s, chain);
         chain = next;
     }
-    cache_unlist(s);
+    cache_forget_id(s);
     pthread_mutex_destroy(&s->lock);
     pthread_mutex_destroy(&s->defrag_lock);
     meta_free(s, sizeof *s);
+    pthread_rwlock_unlock(&destroy_rw);
 }
 
 struct slab_cache *cache_list_head(void) { return cache_list; }
@@ -235,6 +306,42 @@ const char *slabdefrag_version(void)
 #else
     return "0.1.0";
 #endif
+}
+
+/* Fork (FORK_ORDER_CACHES): every live cache's lock, in list order.  The
+ * FORK_ORDER_DEFRAG hook already holds cache_list_lock, so the list is stable. */
+static void fork_prepare(void)
+{
+    for (struct slab_cache *s = cache_list; s; s = s->next_cache)
+        pthread_mutex_lock(&s->lock);
+}
+
+static void fork_release(void)
+{
+    for (struct slab_cache *s = cache_list; s; s = s->next_cache)
+        pthread_mutex_unlock(&s->lock);
+}
+
+static void fork_prepare_destroy(void) { pthread_rwlock_wrlock(&destroy_rw); }
+static void fork_parent_destroy(void) { pthread_rwlock_unlock(&destroy_rw); }
+
+/* Unlocked, then made afresh: readers of the parent that were waiting are
+ * counted inside the rwlock, and they do not exist here. */
+static void fork_child_destroy(void)
+{
+    pthread_rwlock_unlock(&destroy_rw);
+    pthread_rwlockattr_t attr;
+    pthread_rwlockattr_init(&attr);
+    pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&destroy_rw, &attr);
+    pthread_rwlockattr_destroy(&attr);
+}
+
+__attribute__((constructor)) static void fork_register(void)
+{
+    slab_fork_register(fork_prepare_destroy, fork_parent_destroy, fork_child_destroy,
+                       FORK_ORDER_DESTROY);
+    slab_fork_register(fork_prepare, fork_release, fork_release, FORK_ORDER_CACHES);
 }
 
 /*

@@ -61,7 +61,7 @@ static bool name_listed(const char *list, const char *name)
 
 unsigned debug_flags_from_env(const char *cache_name, unsigned flags)
 {
-    const char *env = getenv("SLABDEFRAG_DEBUG");
+    const char *env = secure_getenv("SLABDEFRAG_DEBUG");
     if (!env || !*env)
         return flags;
     const char *comma = strchr(env, ',');

@@ -501,9 +501,9 @@ long defrag_pass(struct slab_cache *s, const struct defrag_request *rq, struct d
  * unless this thread is inside a pass of this very cache (which fails -EBUSY). */
 static long trigger(struct slab_cache *s, unsigned fill, bool all_empty)
 {
-    if (!s)
+    if (!s || fill > 100)
         return errno = EINVAL, -EINVAL;
-    struct defrag_request rq = { .fill_percent = fill > 100 ? 100 : fill, .flush_own_heap = true,
+    struct defrag_request rq = { .fill_percent = fill, .flush_own_heap = true,
                                  .release_all_empty = all_empty, .trylock = pass_cache != NULL,
                                  .forget_refusals = all_empty };
     struct defrag_result res;

@@ -32,4 +32,12 @@ uint64_t defrag_now_ns(void);
 size_t cache_pin_all(struct slab_cache ***out);
 void cache_unpin_all(struct slab_cache **v, size_t n);
 
+/* defrag_bg.c: the live cache named `name`, pinned against slab_cache_destroy
+ * until cache_unpin (NULL: no such cache, or it is being destroyed). */
+struct slab_cache *cache_find_pinned(const char *name);
+void cache_unpin(struct slab_cache *s);
+
+/* cache.c: changes with every cache created (cache_list_lock held). */
+unsigned long cache_list_generation(void);
+
 #endif

@@ -9,10 +9,13 @@
  *    the bg_state fields that are not atomics.  Order: cache_list_lock, then
  *    bg_lock; a pass (defrag.c) runs with neither held.
  * 3. References.  A reclaimer pins each cache it will visit (pins++ under
- *    cache_list_lock + bg_lock, skipping dying caches); slab_cache_destroy marks the
- *    cache dying and waits for pins to drop to 0 (slab_defrag_forget) before it
- *    frees anything.  So a reclaimer never touches a destroyed cache.  Callbacks
- *    must therefore not destroy caches (documented in slab.h).
+ *    cache_list_lock + bg_lock, skipping dying caches); so does the stats
+ *    endpoint for the cache a request names (cache_find_pinned/cache_unpin).
+ *    slab_cache_destroy takes the cache off the list, marks it dying and waits
+ *    for pins to drop to 0 (slab_defrag_forget) before it frees anything.  So a
+ *    reclaimer never touches a destroyed cache, and a request naming a cache
+ *    being destroyed finds none.  Callbacks must therefore not destroy caches
+ *    (documented in slab.h).
  * 4. Policy and numbers (defaults in slab.h's struct slab_defrag_policy):
  *    - a cache is worth a pass when it has callbacks, is not backing off, wastes
  *      at least min_waste_bytes (256 KiB) in its partial slabs, and those free
@@ -28,7 +31,12 @@
  *    space in partial slabs of caches with callbacks) and runs full passes (fill
  *    100%) on them, most reclaimable first, until the target is met.  A cache
  *    with nothing reclaimable costs one locked read of three counters.
- * 5. Observability.  slab_defrag_get_status: rounds, steps, cpu_ns, wall_ns,
+ * 5. Fork (fork.h, FORK_ORDER_DEFRAG).  Before fork every live cache is pinned
+ *    and its defrag_lock taken (no pass is half done in the child), then
+ *    cache_list_lock and bg_lock.  In the child the pins (of threads that are
+ *    gone) are reset and the background defragmenter is stopped: status
+ *    running = 0, and slab_defrag_start starts a new one.
+ * 6. Observability.  slab_defrag_get_status: rounds, steps, cpu_ns, wall_ns,
  *    longest_step_ns (CPU time of the longest step: the work the defragmenter
  *    controls), longest_step_wall_ns (including preemption), bytes_released,
  *    psi_wakeups.
@@ -43,6 +51,7 @@
 #include <unistd.h>
 
 #include "defrag.h"
+#include "fork.h"
 
 static pthread_mutex_t bg_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t pins_cond = PTHREAD_COND_INITIALIZER;
@@ -80,6 +89,33 @@ void cache_unpin_all(struct slab_cache **v, size_t n)
             pthread_cond_broadcast(&pins_cond);
     pthread_mutex_unlock(&bg_lock);
     meta_free(v, SLAB_MAX_CACHES * sizeof *v);
+}
+
+/* The live cache named `name`, pinned (NULL if none, or if it is being
+ * destroyed): a request from outside (the stats endpoint) may work on it until
+ * cache_unpin, and slab_cache_destroy waits for that. */
+struct slab_cache *cache_find_pinned(const char *name)
+{
+    struct slab_cache *found = NULL;
+    pthread_mutex_lock(&cache_list_lock);
+    pthread_mutex_lock(&bg_lock);
+    for (struct slab_cache *s = cache_list_head(); s && name; s = s->next_cache)
+        if (!s->dying && strcmp(s->name, name) == 0) {
+            s->pins++;
+            found = s;
+            break;
+        }
+    pthread_mutex_unlock(&bg_lock);
+    pthread_mutex_unlock(&cache_list_lock);
+    return found;
+}
+
+void cache_unpin(struct slab_cache *s)
+{
+    pthread_mutex_lock(&bg_lock);
+    if (--s->pins == 0)
+        pthread_cond_broadcast(&pins_cond);
+    pthread_mutex_unlock(&bg_lock);
 }
 
 void slab_defrag_forget(struct slab_cache *s)
@@ -385,4 +421,78 @@ int slab_defrag_get_status(struct slab_defrag_status *out)
     out->bytes_released = atomic_load(&bg.bytes);
     out->psi_wakeups = atomic_load(&bg.psi_wakeups);
     return 0;
+}
+
+/* ---- fork ------------------------------------------------------------------------ */
+
+/* Before fork (FORK_ORDER_DEFRAG): pin every live cache and take its defrag_lock
+ * (so no pass is half done), then cache_list_lock and bg_lock.  The defrag
+ * locks are taken without cache_list_lock held, because a pass's callbacks may
+ * create or look up caches; a cache created meanwhile (generation changed)
+ * means going again.  Held until the parent/child hook. */
+static struct {
+    struct slab_cache **v;
+    size_t n;
+} forking;
+
+static void fork_unlock_defrag(void)
+{
+    for (size_t i = forking.n; i-- > 0;)
+        pthread_mutex_unlock(&forking.v[i]->defrag_lock);
+}
+
+static void fork_prepare(void)
+{
+    for (;;) {
+        pthread_mutex_lock(&cache_list_lock);
+        unsigned long gen = cache_list_generation();
+        pthread_mutex_unlock(&cache_list_lock);
+        forking.n = cache_pin_all(&forking.v);
+        for (size_t i = 0; i < forking.n; i++)
+            pthread_mutex_lock(&forking.v[i]->defrag_lock);
+        pthread_mutex_lock(&cache_list_lock);
+        if (cache_list_generation() == gen)
+            break;
+        pthread_mutex_unlock(&cache_list_lock);
+        fork_unlock_defrag();
+        cache_unpin_all(forking.v, forking.n);
+    }
+    pthread_mutex_lock(&bg_lock);
+}
+
+static void fork_parent(void)
+{
+    pthread_mutex_unlock(&bg_lock);
+    pthread_mutex_unlock(&cache_list_lock);
+    fork_unlock_defrag();
+    cache_unpin_all(forking.v, forking.n);
+    forking.v = NULL;
+}
+
+/* The child has one thread: every pin belonged to a thread that is not there
+ * (or to fork_prepare), and the background defragmenter is not running. */
+static void fork_child(void)
+{
+    for (struct slab_cache *s = cache_list_head(); s; s = s->next_cache)
+        s->pins = 0;
+    pthread_cond_init(&pins_cond, NULL);
+    if (bg.running) {
+        close(bg.stop_pipe[0]);
+        close(bg.stop_pipe[1]);
+        if (bg.psi_fd >= 0)
+            close(bg.psi_fd);
+        bg.stop_pipe[0] = bg.stop_pipe[1] = bg.psi_fd = -1;
+        bg.running = false;
+    }
+    pthread_mutex_unlock(&bg_lock);
+    pthread_mutex_unlock(&cache_list_lock);
+    fork_unlock_defrag();
+    if (forking.v)
+        meta_free(forking.v, SLAB_MAX_CACHES * sizeof *forking.v);
+    forking.v = NULL;
+}
+
+__attribute__((constructor)) static void fork_register(void)
+{
+    slab_fork_register(fork_prepare, fork_parent, fork_child, FORK_ORDER_DEFRAG);
 }

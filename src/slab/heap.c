@@ -71,6 +71,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "fork.h"
 #include "internal.h"
 
 __thread struct heap *tls_heaps[SLAB_MAX_CACHES] __attribute__((tls_model("initial-exec")));
@@ -461,12 +462,40 @@ unsigned heap_partial_slabs(struct slab_cache *s)
     return n;
 }
 
-/* fork: no thief and no exiting thread is half-way through a heap in the child;
- * the child registers membarrier again (registration belongs to the old mm). */
-void heap_fork_prepare(void) { pthread_mutex_lock(&heaps_lock); }
-void heap_fork_parent(void) { pthread_mutex_unlock(&heaps_lock); }
-void heap_fork_child(void)
+/*
+ * fork: no thief and no exiting thread is half-way through a heap in the child.
+ * The child registers membarrier again (registration belongs to the old mm).
+ * A remote freer that was between ARMED → FREEING and clearing FREEING when the
+ * parent forked does not exist in the child: its slab would stay FREEING and
+ * whoever disarms it would wait forever, so the child sets such slabs NORMAL
+ * (the object it was handing over is lost to the child: at most one per thread
+ * of the parent).  Every cache list and heap list is stable: the child is
+ * single-threaded and the locks guarding them were taken before fork.  A heap
+ * whose thread was inside a call (in_op) is skipped: its lists may be half-way
+ * through a change, and no thief ever takes such a heap.
+ */
+static void heap_fork_child(void)
 {
+    for (struct slab_cache *s = cache_list_head(); s; s = s->next_cache)
+        for (struct heap *h = s->heaps; h; h = h->next) {
+            if (atomic_load_explicit(&h->in_op, relaxed))
+                continue; /* its thread was inside a call: nobody will ever use it */
+            struct slab_list *lists[] = { &h->full, &h->partial };
+            for (unsigned l = 0; l < 2; l++)
+                for (struct slab *sl = lists[l]->head; sl; sl = sl->next) {
+                    uint64_t x = atomic_load_explicit(&sl->xfree, relaxed);
+                    if (xf_delay(x) == DF_FREEING)
+                        atomic_store_explicit(&sl->xfree, xf_with_delay(x, DF_NORMAL), relaxed);
+                }
+        }
     pthread_mutex_init(&heaps_lock, NULL);
     atomic_store(&steal_state, 0);
+}
+
+static void heap_fork_prepare(void) { pthread_mutex_lock(&heaps_lock); }
+static void heap_fork_parent(void) { pthread_mutex_unlock(&heaps_lock); }
+
+__attribute__((constructor)) static void heap_fork_register(void)
+{
+    slab_fork_register(heap_fork_prepare, heap_fork_parent, heap_fork_child, FORK_ORDER_HEAPS);
 }

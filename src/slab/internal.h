@@ -390,9 +390,7 @@ void heap_flush(struct heap *h);                      /* owner or thief: give ev
 void heap_flush_own(struct slab_cache *s);            /* the calling thread's heap of s, if any */
 unsigned heap_flush_idle(struct slab_cache *s, bool only_idle); /* thief: flush other threads' heaps */
 void heap_orphan_all(struct slab_cache *s);           /* destroy: detach live threads' heaps */
-void heap_fork_prepare(void);
-void heap_fork_parent(void);
-void heap_fork_child(void);
+
 void heap_stats(struct slab_cache *s, uint64_t *allocs, uint64_t *frees); /* cache->lock held */
 unsigned heap_partial_slabs(struct slab_cache *s);   /* cache->lock held */
 
@@ -411,9 +409,6 @@ void cache_update_lfree_all(void);        /* after the purge delay changed */
 /* meta.c: the core's own zeroed allocator (never libc malloc: see meta.c) */
 void *meta_alloc(size_t size);
 void meta_free(void *p, size_t size);
-void meta_fork_prepare(void);
-void meta_fork_parent(void);
-void meta_fork_child(void);
 
 /* purge.c: decay of empty slabs, and flushing the heaps of idle threads */
 extern _Atomic unsigned purge_delay_ms;

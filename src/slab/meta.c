@@ -25,6 +25,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "fork.h"
 #include "internal.h"
 
 #define META_MIN_SHIFT 4
@@ -104,6 +105,11 @@ void meta_free(void *p, size_t size)
 }
 
 /* fork: the child must not inherit meta_lock held by a thread that is gone. */
-void meta_fork_prepare(void) { pthread_mutex_lock(&meta_lock); }
-void meta_fork_parent(void) { pthread_mutex_unlock(&meta_lock); }
-void meta_fork_child(void) { pthread_mutex_init(&meta_lock, NULL); }
+static void meta_fork_prepare(void) { pthread_mutex_lock(&meta_lock); }
+static void meta_fork_parent(void) { pthread_mutex_unlock(&meta_lock); }
+static void meta_fork_child(void) { pthread_mutex_init(&meta_lock, NULL); }
+
+__attribute__((constructor)) static void meta_fork_register(void)
+{
+    slab_fork_register(meta_fork_prepare, meta_fork_parent, meta_fork_child, FORK_ORDER_META);
+}

@@ -218,3 +218,26 @@ void os_slab_free_batch(struct os_slab_ref *refs, size_t n, unsigned shift)
         mark_slab_free(p, refs[i].seg, refs[i].base, shift);
     pthread_mutex_unlock(&p->lock);
 }
+
+#include "fork.h" /* here, with the only code that needs it */
+
+/* Fork (fork.h, FORK_ORDER_OS): every pool lock, then spare_lock (the order in
+ * which segment_new nests them), held across fork(). */
+static void os_fork_prepare(void)
+{
+    for (unsigned i = 0; i < NR_POOLS; i++)
+        pthread_mutex_lock(&pools[i].lock);
+    pthread_mutex_lock(&spare_lock);
+}
+
+static void os_fork_release(void)
+{
+    pthread_mutex_unlock(&spare_lock);
+    for (unsigned i = NR_POOLS; i-- > 0;)
+        pthread_mutex_unlock(&pools[i].lock);
+}
+
+__attribute__((constructor)) static void os_fork_register(void)
+{
+    slab_fork_register(os_fork_prepare, os_fork_release, os_fork_release, FORK_ORDER_OS);
+}

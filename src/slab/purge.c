@@ -13,8 +13,10 @@
  *        their slabs go to the cache's lists, where the next ticks release the
  *        empty ones and defragmentation reaches the rest.
  *    When no cache holds any slab it sleeps until slab_new wakes it.
- * 2. Locking.  purge_lock protects: started, sleeping (also read relaxed by
- *    purge_start_once), last_idle_look_ns; purge_cond wakes the thread.  The
+ * 2. Locking.  purge_lock (a leaf) protects the sleeping handshake with
+ *    purge_cond.  starting/started are atomics: the thread that turns starting
+ *    from false to true creates the thread with no lock held (pthread_create may
+ *    allocate through this very library when it is the program's malloc).  The
  *    thread takes cache_list_lock and bg_lock (pins), then heaps_lock and
  *    cache->lock in the callees, never holding purge_lock meanwhile.
  * 3. Numbers.  purge_ms: SLABDEFRAG_PURGE_MS (read once, with secure_getenv) or
@@ -32,6 +34,7 @@
 #include <time.h>
 
 #include "defrag.h"
+#include "fork.h"
 
 #define PURGE_DEFAULT_MS 500u
 
@@ -39,7 +42,7 @@ _Atomic unsigned purge_delay_ms = PURGE_DEFAULT_MS;
 
 static pthread_mutex_t purge_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t purge_cond = PTHREAD_COND_INITIALIZER;
-static _Atomic bool started, sleeping;
+static _Atomic bool starting, started, sleeping;
 static pthread_once_t env_once = PTHREAD_ONCE_INIT;
 
 uint64_t purge_now_ns(void)
@@ -162,32 +165,40 @@ void purge_start_once(void)
         }
         return;
     }
+    /* One thread starts it, holding no lock: pthread_create may call malloc,
+     * which in a program whose malloc is this library can come back here. */
+    bool expect = false;
+    if (!atomic_compare_exchange_strong(&starting, &expect, true))
+        return;
     pthread_once(&env_once, read_env);
-    pthread_mutex_lock(&purge_lock);
-    if (!atomic_load(&started)) {
-        condattr_monotonic();
-        /* The thread takes no signal meant for the program. */
-        sigset_t all, old;
-        sigfillset(&all);
-        pthread_sigmask(SIG_SETMASK, &all, &old);
-        pthread_attr_t attr;
-        pthread_attr_init(&attr);
-        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        pthread_t t;
-        if (pthread_create(&t, &attr, purge_main, NULL) == 0)
-            atomic_store(&started, true);
-        pthread_attr_destroy(&attr);
-        pthread_sigmask(SIG_SETMASK, &old, NULL);
-    }
-    pthread_mutex_unlock(&purge_lock);
+    condattr_monotonic();
+    sigset_t all, old; /* the thread takes no signal meant for the program */
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_t t;
+    bool ok = pthread_create(&t, &attr, purge_main, NULL) == 0;
+    pthread_attr_destroy(&attr);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    atomic_store(&started, ok);
+    if (!ok)
+        atomic_store(&starting, false); /* try again with the next slab */
 }
 
 /* fork: the child has no purge thread; its next slab_new starts one. */
-void purge_fork_prepare(void) { pthread_mutex_lock(&purge_lock); }
-void purge_fork_parent(void) { pthread_mutex_unlock(&purge_lock); }
-void purge_fork_child(void)
+static void purge_fork_prepare(void) { pthread_mutex_lock(&purge_lock); }
+static void purge_fork_parent(void) { pthread_mutex_unlock(&purge_lock); }
+static void purge_fork_child(void)
 {
     pthread_mutex_init(&purge_lock, NULL);
+    atomic_store(&starting, false);
     atomic_store(&started, false);
     atomic_store(&sleeping, false);
+}
+
+__attribute__((constructor)) static void purge_fork_register(void)
+{
+    slab_fork_register(purge_fork_prepare, purge_fork_parent, purge_fork_child, FORK_ORDER_PURGE);
 }

@@ -368,7 +368,8 @@ long cache_release_aged(struct slab_cache *s, uint64_t now_ns)
     struct slab *next;
     for (struct slab *sl = s->empty.head; sl && s->empty.nr > keep; sl = next) {
         next = sl->next;
-        if (now_ns - sl->empty_since_ns < delay_ns)
+        /* Emptied after the caller read the clock: young, not 2^64 ns old. */
+        if (sl->empty_since_ns > now_ns || now_ns - sl->empty_since_ns < delay_ns)
             continue;
         slab_list_remove(&s->empty, sl);
         cache_unlink_slab(s, sl);

@@ -6,7 +6,13 @@
  *    euid, which a client cannot see; it tries, in order, $XDG_RUNTIME_DIR/
  *    slabdefrag (ours), /run/user/<uid>/slabdefrag and /tmp/slabdefrag-<uid> for
  *    the target's uid (the owner of /proc/<pid>) and for ours, and takes the
- *    first path that is a socket.
+ *    first path it can trust: a socket owned by that uid, in a directory (not
+ *    a symlink) owned by that uid with no group/other access, served by the
+ *    process itself (SO_PEERCRED pid == the target pid, uid == that uid; the
+ *    check connects once and hangs up).  A socket found only where these fail
+ *    (another user pre-created the directory, a fake server) is -EPERM, so a
+ *    privileged client never reads or acts on a stranger's endpoint.  A path
+ *    given to slab_stats_request directly is the caller's choice and trusted.
  * 2. Asking.  One connection per request: send the line, shut down our write
  *    side, read to EOF.  The server may refuse (busy, permission denied) and
  *    close before reading our line: then send fails with EPIPE but its answer
@@ -18,6 +24,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -51,10 +58,43 @@ int stats_make_addr(const char *path, struct sockaddr_un *addr)
     return 0;
 }
 
-static bool is_socket(const char *path)
+/* The socket at `path` may be trusted as process pid's endpoint: its directory
+ * is a real directory owned by `uid` that nobody else may enter or write (as
+ * the server makes it: 0700), the socket belongs to `uid` too, and the process
+ * answering on it is `pid` (SO_PEERCRED, taken when the server called listen).
+ * 0; -ENOENT when there is no socket there (or nobody answers); -EPERM when
+ * there is one but it fails a check. */
+static int trusted_socket(const char *path, pid_t pid, uid_t uid)
 {
     struct stat st;
-    return lstat(path, &st) == 0 && S_ISSOCK(st.st_mode);
+    if (lstat(path, &st) != 0 || !S_ISSOCK(st.st_mode))
+        return -ENOENT;
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash || slash == dir)
+        return -EPERM;
+    *slash = '\0';
+    struct stat ds;
+    if (lstat(dir, &ds) != 0 || !S_ISDIR(ds.st_mode) || ds.st_uid != uid || (ds.st_mode & 077) ||
+        st.st_uid != uid)
+        return -EPERM;
+    struct sockaddr_un addr;
+    if (stats_make_addr(path, &addr) != 0)
+        return -ENOENT;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int rc = -ENOENT; /* a stale socket: nobody answers */
+    if (connect(fd, (struct sockaddr *)&addr, sizeof addr) == 0) {
+        struct ucred cred;
+        socklen_t len = sizeof cred;
+        bool ok = getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 &&
+                  len == sizeof cred && cred.pid == pid && cred.uid == uid;
+        rc = ok ? 0 : -EPERM;
+    }
+    close(fd);
+    return rc;
 }
 
 int slab_stats_find_socket(pid_t pid, char *buf, size_t size)
@@ -64,25 +104,33 @@ int slab_stats_find_socket(pid_t pid, char *buf, size_t size)
     snprintf(proc, sizeof proc, "/proc/%ld", (long)pid);
     if (pid <= 0 || stat(proc, &st) != 0)
         return errno = ESRCH, -ESRCH;
-    unsigned long uids[2] = { (unsigned long)st.st_uid, (unsigned long)geteuid() };
-    const char *xdg = getenv("XDG_RUNTIME_DIR");
-    bool too_long = false;
-    for (int k = 0; k < 7; k++) {
+    uid_t uids[2] = { st.st_uid, geteuid() };
+    const char *xdg = secure_getenv("XDG_RUNTIME_DIR");
+    bool too_long = false, untrusted = false;
+    for (int k = 0; k < 5; k++) {
+        /* 0: our XDG dir; 1, 2: /run/user of target, ours; 3, 4: /tmp of target, ours */
+        uid_t owner = k == 0 ? uids[1] : uids[(k - 1) % 2];
         int n;
-        if (k == 0 && usable_xdg_dir(xdg))
-            n = snprintf(buf, size, "%s/slabdefrag/%ld.sock", xdg, (long)pid);
-        else if (k == 1 || k == 2)
-            n = snprintf(buf, size, "/run/user/%lu/slabdefrag/%ld.sock", uids[k - 1], (long)pid);
-        else if (k == 3 || k == 4)
-            n = snprintf(buf, size, "/tmp/slabdefrag-%lu/%ld.sock", uids[k - 3], (long)pid);
-        else
+        if (k == 0 && !usable_xdg_dir(xdg))
             continue;
-        if (n < 0 || (size_t)n >= size)
+        if (k == 0)
+            n = snprintf(buf, size, "%s/slabdefrag/%ld.sock", xdg, (long)pid);
+        else if (k <= 2)
+            n = snprintf(buf, size, "/run/user/%lu/slabdefrag/%ld.sock", (unsigned long)owner,
+                         (long)pid);
+        else
+            n = snprintf(buf, size, "/tmp/slabdefrag-%lu/%ld.sock", (unsigned long)owner,
+                         (long)pid);
+        if (n < 0 || (size_t)n >= size) {
             too_long = true;
-        else if (is_socket(buf))
+            continue;
+        }
+        int rc = trusted_socket(buf, pid, owner);
+        if (rc == 0)
             return 0;
+        untrusted |= rc == -EPERM;
     }
-    int rc = too_long ? -ENAMETOOLONG : -ENOENT;
+    int rc = untrusted ? -EPERM : too_long ? -ENAMETOOLONG : -ENOENT;
     errno = -rc;
     return rc;
 }

@@ -13,9 +13,11 @@
  *    thread-safe; a pass's callbacks run on this thread).
  * 2. Locking.  srv.lock protects: running, owner, thread, path, the fds' creation
  *    and teardown (start, stop, fork child, exit).  The client table belongs to
- *    the server thread alone.  The thread never holds srv.lock, and it calls the
- *    slab API only between I/O calls, so it holds no allocator lock while it
- *    waits (replies are computed in full, into memory, before any send()).
+ *    the server thread, which holds serve_lock whenever it works on it (all but
+ *    its poll()), so that fork() copies a consistent table.  The thread never
+ *    holds srv.lock, and it calls the slab API only between I/O calls, so it
+ *    holds no allocator lock while it waits (replies are computed in full, into
+ *    memory, before any send()).  Order: srv.lock, serve_lock, slab locks.
  * 3. Socket lifecycle.  start: make the private directory (default path), refuse
  *    a path where a live server answers, unlink a stale socket, bind, chmod 0600,
  *    listen, remember the socket's inode, start the thread (with every signal
@@ -23,8 +25,9 @@
  *    the wake pipe, join, close everything, unlink the path if it is still our
  *    inode.  At exit the same, but joining waits at most 2 s (a request blocked
  *    in a move callback must not hang exit); the path is unlinked regardless.
- *    In a forked child (pthread_atfork) the thread does not exist: the child
- *    closes its copies of the fds and forgets the endpoint without unlinking.
+ *    In a forked child (fork.h, FORK_ORDER_STATSD: srv.lock is held across
+ *    fork) the thread does not exist: the child closes its copies of the fds
+ *    and forgets the endpoint without unlinking.
  * 4. Security checks.  Default directory: created 0700; if it exists it must be
  *    a directory (lstat: no symlink), owned by our euid, with no group/other bit.
  *    Socket file: 0600 (for a caller-chosen path in a shared directory there is a
@@ -47,10 +50,10 @@
  *      of no cache, a PERCENT that is not 0..100 all get an error reply; cache
  *      names are never echoed, so replies need no escaping;
  *    - out of memory for a reply closes that connection, nothing else.
- *    Known limit: a cache destroyed while a shrink/defrag request on it runs is
- *    a use-after-free, as for any thread calling slab_cache_find/shrink (the
- *    reclaimer's pins are private to defrag_bg.c); "shrink" with no cache name
- *    uses slab_reclaim, which pins.
+ *    - a shrink/defrag request pins the cache it names (cache_find_pinned, as
+ *      slab_reclaim pins every cache it visits): slab_cache_destroy of that
+ *      cache waits until the pass ends, and a cache being destroyed is "no
+ *      such cache".
  * 6. Observability.  The endpoint is the observability; slab_stats_socket_path()
  *    tells where it is.
  */
@@ -76,6 +79,8 @@
 #include <slabdefrag/slab.h>
 #include <slabdefrag/stats.h>
 
+#include "defrag.h"
+#include "fork.h"
 #include "stats_sock.h"
 
 #define STATS_LINE_MAX SLAB_STATS_LINE_MAX
@@ -99,6 +104,7 @@ struct conn {
 
 static struct server {
     pthread_mutex_t lock;
+    pthread_mutex_t serve_lock; /* held by the server thread while it works */
     bool running;
     pid_t owner;
     pthread_t thread;
@@ -107,7 +113,8 @@ static struct server {
     ino_t sock_ino;
     char path[SUN_PATH_MAX];
     struct conn conns[STATS_MAX_CLIENTS]; /* server thread only */
-} srv = { .lock = PTHREAD_MUTEX_INITIALIZER, .listen_fd = -1, .wake_rd = -1, .wake_wr = -1 };
+} srv = { .lock = PTHREAD_MUTEX_INITIALIZER, .serve_lock = PTHREAD_MUTEX_INITIALIZER,
+        .listen_fd = -1, .wake_rd = -1, .wake_wr = -1 };
 
 static int64_t now_ms(void)
 {
@@ -182,12 +189,25 @@ static int parse_percent(const char *s)
     return *end || v > 100 ? -1 : (int)v;
 }
 
+/* Run a shrink (percent < 0) or a defrag pass on the cache named `name`, pinned
+ * so that a concurrent slab_cache_destroy waits for the pass to end. */
+static char *run_on_cache(const char *name, int percent)
+{
+    struct slab_cache *s = cache_find_pinned(name);
+    if (!s)
+        return reply_error("no such cache");
+    char *reply = percent < 0 ? reply_bytes(slab_cache_shrink(s), "slab_cache_shrink")
+                              : reply_bytes(slab_cache_defrag(s, (unsigned)percent),
+                                            "slab_cache_defrag");
+    cache_unpin(s);
+    return reply;
+}
+
 static char *handle_shrink(char *args)
 {
     if (!*args)
         return reply_bytes(slab_reclaim(SIZE_MAX), "slab_reclaim");
-    struct slab_cache *s = slab_cache_find(args);
-    return s ? reply_bytes(slab_cache_shrink(s), "slab_cache_shrink") : reply_error("no such cache");
+    return run_on_cache(args, -1);
 }
 
 static char *handle_defrag(char *args)
@@ -199,9 +219,7 @@ static char *handle_defrag(char *args)
     if (pct < 0)
         return reply_error("PERCENT must be an integer from 0 to 100");
     *sp = '\0';
-    struct slab_cache *s = slab_cache_find(trim(args));
-    return s ? reply_bytes(slab_cache_defrag(s, (unsigned)pct), "slab_cache_defrag")
-             : reply_error("no such cache");
+    return run_on_cache(trim(args), pct);
 }
 
 /* The reply to one request line (NUL-terminated, newline removed); NULL only
@@ -435,14 +453,18 @@ static void *server_main(void *unused)
             break; /* cannot happen with valid arguments; leave rather than spin */
         if (n > 0 && pfd[0].revents)
             break;
+        pthread_mutex_lock(&srv.serve_lock);
         now = now_ms();
         service_conns(pfd + 2, n > 0, now);
         if (n > 0 && pfd[1].revents)
             accept_paused_until = accept_all(now);
+        pthread_mutex_unlock(&srv.serve_lock);
     }
+    pthread_mutex_lock(&srv.serve_lock);
     for (int i = 0; i < STATS_MAX_CLIENTS; i++)
         if (srv.conns[i].state != CONN_FREE)
             conn_close(&srv.conns[i]);
+    pthread_mutex_unlock(&srv.serve_lock);
     return NULL;
 }
 
@@ -473,7 +495,7 @@ static bool usable_xdg_dir(const char *xdg)
 static int default_path(char *buf, size_t size)
 {
     char dir[SUN_PATH_MAX];
-    const char *xdg = getenv("XDG_RUNTIME_DIR");
+    const char *xdg = secure_getenv("XDG_RUNTIME_DIR");
     int n = usable_xdg_dir(xdg) ? snprintf(dir, sizeof dir, "%s/slabdefrag", xdg)
                                 : snprintf(dir, sizeof dir, "/tmp/slabdefrag-%lu",
                                            (unsigned long)geteuid());
@@ -559,8 +581,19 @@ static int start_thread(void)
 }
 
 static void at_exit(void);
-static void fork_prepare(void) { pthread_mutex_lock(&srv.lock); }
-static void fork_parent(void) { pthread_mutex_unlock(&srv.lock); }
+/* srv.lock, then serve_lock: the server thread is between two polls, so its
+ * connection table is consistent when fork() copies it. */
+static void fork_prepare(void)
+{
+    pthread_mutex_lock(&srv.lock);
+    pthread_mutex_lock(&srv.serve_lock);
+}
+
+static void fork_parent(void)
+{
+    pthread_mutex_unlock(&srv.serve_lock);
+    pthread_mutex_unlock(&srv.lock);
+}
 
 /* In the child the server thread does not exist: drop our copies of its fds. */
 static void fork_child(void)
@@ -575,13 +608,14 @@ static void fork_child(void)
         close_server_fds();
         srv.running = false;
     }
+    pthread_mutex_unlock(&srv.serve_lock);
     pthread_mutex_unlock(&srv.lock);
 }
 
 static void register_hooks(void)
 {
     atexit(at_exit);
-    pthread_atfork(fork_prepare, fork_parent, fork_child);
+    slab_fork_register(fork_prepare, fork_parent, fork_child, FORK_ORDER_STATSD);
 }
 
 static int start_locked(const char *path)
@@ -675,10 +709,10 @@ const char *slab_stats_socket_path(void)
 /* SLABDEFRAG_STATS=1: serve from the start (SLABDEFRAG_STATS_SOCKET picks the path). */
 static void stats_autostart(void)
 {
-    const char *on = getenv("SLABDEFRAG_STATS");
+    const char *on = secure_getenv("SLABDEFRAG_STATS");
     if (!on || strcmp(on, "1") != 0)
         return;
-    const char *path = getenv("SLABDEFRAG_STATS_SOCKET");
+    const char *path = secure_getenv("SLABDEFRAG_STATS_SOCKET");
     int rc = slab_stats_serve_start(path && *path ? path : NULL);
     if (rc < 0)
         fprintf(stderr, "slabdefrag: stats endpoint not started: %s\n", strerror(-rc));

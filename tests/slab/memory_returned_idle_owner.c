@@ -25,33 +25,13 @@
 static struct slab_cache *cache;
 static void **objs;
 static size_t per;
-static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
-static int stage;
-
-static void set_stage(int v)
-{
-    pthread_mutex_lock(&mu);
-    stage = v;
-    pthread_cond_broadcast(&cv);
-    pthread_mutex_unlock(&mu);
-}
-
-static void wait_stage(int v)
-{
-    pthread_mutex_lock(&mu);
-    while (stage < v)
-        pthread_cond_wait(&cv, &mu);
-    pthread_mutex_unlock(&mu);
-}
-
 static void *thread_a(void *arg)
 {
     (void)arg;
     for (size_t k = 0; k < EMPTIED; k++)
         slab_free(cache, objs[k * per]);
-    set_stage(1);
-    wait_stage(2); /* idle until main has looked */
+    stage_set(1);
+    stage_wait(2); /* idle until main has looked */
     return NULL;
 }
 
@@ -100,7 +80,7 @@ int main(void)
 
     pthread_t a, b;
     CHECK(pthread_create(&a, NULL, thread_a, NULL) == 0, "pthread_create");
-    wait_stage(1);
+    stage_wait(1);
     CHECK(pthread_create(&b, NULL, thread_b, NULL) == 0, "pthread_create");
     CHECK(pthread_join(b, NULL) == 0, "pthread_join");
 
@@ -120,7 +100,7 @@ int main(void)
     CHECK(st.bytes_mapped <= (uint64_t)(SLABS - EMPTIED) * S,
           "bytes_mapped %llu, expected at most the %d slabs still in use",
           (unsigned long long)st.bytes_mapped, SLABS - EMPTIED);
-    set_stage(2);
+    stage_set(2);
     CHECK(pthread_join(a, NULL) == 0, "pthread_join");
     for (size_t i = EMPTIED * per; i < n; i++)
         slab_free(cache, objs[i]);

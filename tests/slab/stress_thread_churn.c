@@ -28,18 +28,6 @@
 
 static uint64_t g_seed;
 
-#define FAIL_IF(bad, ...)                                                                   \
-    do {                                                                                    \
-        if (bad) {                                                                          \
-            fprintf(stderr, "stress_thread_churn FAILED (seed %#llx) at %s:%d: ",          \
-                    (unsigned long long)g_seed, __FILE__, __LINE__);                        \
-            fprintf(stderr, __VA_ARGS__);                                                   \
-            fputc('\n', stderr);                                                            \
-            fflush(stderr);                                                                 \
-            _exit(1);                                                                       \
-        }                                                                                   \
-    } while (0)
-
 #define NC 3
 static const size_t sizes[NC] = {48, 256, 96};
 static struct slab_cache *caches[NC];
@@ -155,6 +143,8 @@ static void *churn_thread(void *arg)
 int main(int argc, char **argv)
 {
     g_seed = test_seed(argc, argv, 1, 0xc4a7c4a7ull);
+    snprintf(fail_context, sizeof fail_context, "stress_thread_churn (seed %#llx)",
+             (unsigned long long)g_seed);
     int threads = argc > 2 ? atoi(argv[2]) : 4;
     if (threads < 1)
         threads = 1;

@@ -42,18 +42,6 @@
 static uint64_t g_seed;
 static int g_threads;
 
-#define FAIL_IF(bad, ...)                                                                   \
-    do {                                                                                    \
-        if (bad) {                                                                          \
-            fprintf(stderr, "stress_xthread FAILED (seed %#llx, %d threads) at %s:%d: ",   \
-                    (unsigned long long)g_seed, g_threads, __FILE__, __LINE__);             \
-            fprintf(stderr, __VA_ARGS__);                                                   \
-            fputc('\n', stderr);                                                            \
-            fflush(stderr);                                                                 \
-            _exit(1);                                                                       \
-        }                                                                                   \
-    } while (0)
-
 /* ---- caches ---------------------------------------------------------------- */
 #define CTOR_MAGIC 0xc7012a6e5ab1e000ull
 
@@ -403,6 +391,8 @@ int main(int argc, char **argv)
         g_threads = 2;
     if (g_threads > 64)
         g_threads = 64;
+    snprintf(fail_context, sizeof fail_context, "stress_xthread (seed %#llx, %d threads)",
+             (unsigned long long)g_seed, g_threads);
     double seconds;
     if (argc > 3)
         seconds = atof(argv[3]);

@@ -10,6 +10,8 @@
  * everything, and exits 0 — so a child that crashed, hung or leaked (ASan)
  * shows up in server_finish()'s status.  The parent stays single-threaded, so
  * its forks are clean under every sanitizer.
+ * fake_server() serves a canned reply at a path from another process (a fake or
+ * hostile endpoint); stop_fake() ends it.
  * run_cli() runs the built `slabdefrag` binary ($SLABDEFRAG_CLI, else
  * ../tools/slabdefrag next to this test's executable) and captures its stdout.
  */
@@ -31,6 +33,8 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <grp.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -225,6 +229,49 @@ ST_MAYBE_UNUSED static uint64_t cache_field(const char *json, const char *name, 
     if (!f || (end && f > end))
         return UINT64_MAX;
     return strtoull(f + strlen(key), NULL, 10);
+}
+
+/* A fake endpoint at `path` (another process): answers every connection with
+ * `reply`, whatever was asked.  stop_fake() kills it and removes the socket. */
+ST_MAYBE_UNUSED static pid_t fake_server(const char *path, const char *reply)
+{
+    int ready[2];
+    CHECK(pipe(ready) == 0, "pipe");
+    fflush(NULL);
+    pid_t pid = fork();
+    CHECK(pid >= 0, "fork");
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlives a failing test */
+        close(ready[0]);
+        int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+        struct sockaddr_un a = { .sun_family = AF_UNIX };
+        snprintf(a.sun_path, sizeof a.sun_path, "%s", path);
+        if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(fd, 8) != 0)
+            _exit(2);
+        if (write(ready[1], "x", 1) != 1)
+            _exit(3);
+        for (;;) {
+            int c = accept(fd, NULL, NULL);
+            if (c < 0)
+                continue;
+            char buf[256];
+            if (recv(c, buf, sizeof buf, MSG_DONTWAIT) < 0) { /* the request, if any */ }
+            if (send(c, reply, strlen(reply), MSG_NOSIGNAL) < 0) { /* gone */ }
+            close(c);
+        }
+    }
+    close(ready[1]);
+    char b;
+    CHECK(read(ready[0], &b, 1) == 1, "fake server did not start");
+    close(ready[0]);
+    return pid;
+}
+
+ST_MAYBE_UNUSED static void stop_fake(pid_t pid, const char *path)
+{
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    unlink(path);
 }
 
 ST_MAYBE_UNUSED static const char *cli_path(void)

@@ -184,6 +184,42 @@ size_t rss_bytes(void)
     return resident * (size_t)sysconf(_SC_PAGESIZE);
 }
 
+int wait_child_for(pid_t pid, double secs)
+{
+    double end = now_seconds() + secs;
+    for (;;) {
+        int status;
+        pid_t r = waitpid(pid, &status, WNOHANG);
+        CHECK(r >= 0, "waitpid: %s", strerror(errno));
+        if (r == pid)
+            return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        if (now_seconds() > end) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            return -1;
+        }
+        nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
+    }
+}
+
+int fork_many(int forks, void (*child_main)(void), double max_secs)
+{
+    for (int i = 0; i < forks; i++) {
+        pid_t pid = fork();
+        CHECK(pid >= 0, "fork: %s", strerror(errno));
+        if (pid == 0) {
+            child_main();
+            _exit(0);
+        }
+        int rc = wait_child_for(pid, max_secs);
+        if (rc != 0) {
+            fprintf(stderr, "fork %d: child %s (status %d)\n", i, rc < 0 ? "hung" : "failed", rc);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 double now_seconds(void)
 {
     struct timespec ts;

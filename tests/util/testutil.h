@@ -9,6 +9,8 @@
  * expect_abort()       expect_die() labelled "expect_abort".
  * expect_death()       the same with one needle (or none).
  * expect_survive()     run_child() + check: the child exited with status 0.
+ * wait_child_for()     waitpid with a deadline: a hung child is killed, -1.
+ * fork_many()          fork children one by one, each with that deadline.
  * stderr_capture_*()   redirect fd 2 to a temporary file and read it back.
  * cache_stats()        slab_cache_get_stats() that fails the test on error;
  *                      print_stats() prints a snapshot to stderr.
@@ -27,6 +29,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/types.h>
 
 #include <slabdefrag/slab.h>
 
@@ -78,6 +81,15 @@ size_t resident_bytes(const void *addr, size_t len);
 
 /* Resident set size of this process in bytes. */
 size_t rss_bytes(void);
+
+/* Wait at most secs for child pid: its exit status (128 + signal if killed),
+ * or -1 if it was still running (it is then killed and reaped). */
+int wait_child_for(pid_t pid, double secs);
+
+/* Fork `forks` children one after another, each running child_main (which
+ * exits; returning is exit 0); 0 when all exited 0, else -1 after printing
+ * which fork's child failed or hung (waited for at most max_secs each). */
+int fork_many(int forks, void (*child_main)(void), double max_secs);
 
 /* Seconds since an arbitrary start (CLOCK_MONOTONIC). */
 double now_seconds(void);
