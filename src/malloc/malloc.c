@@ -61,10 +61,20 @@ __thread unsigned mfe_depth __attribute__((tls_model("initial-exec")));
 static _Atomic(struct slab_cache *) classes[MFE_NCLASSES];
 static _Atomic int init_state; /* 0 not started, 1 running, 2 done */
 
+/* Class of each 16-byte step up to 1 KiB: class boundaries are multiples of 16,
+ * so every size in (16 (j - 1), 16 j] has the class of 16 j (0 for size 0). */
+static const uint8_t class_small[65] = {
+    0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14,
+    15, 16, 16, 17, 17, 18, 18, 19, 19, 20, 20, 21, 21, 22, 22, 23,
+    23, 24, 24, 24, 24, 25, 25, 25, 25, 26, 26, 26, 26, 27, 27, 27,
+    27, 28, 28, 28, 28, 29, 29, 29, 29, 30, 30, 30, 30, 31, 31, 31,
+    31,
+};
+
 static inline unsigned size_class(size_t n)
 {
-    if (n <= 128)
-        return n ? (unsigned)((n + 15) >> 4) - 1 : 0;
+    if (n <= 1024)
+        return class_small[(n + 15) >> 4];
     unsigned k = 63u - (unsigned)__builtin_clzl(n - 1); /* 2^k < n <= 2^(k+1) */
     return 8 + (k - 7) * 8 + (unsigned)((n - 1 - ((size_t)1 << k)) >> (k - 3));
 }
