@@ -26,7 +26,9 @@
  *
  * A pointer the front end did not hand out (another allocator's, a stack
  * address, an interior pointer) and a detected double free abort the process
- * with a message on stderr naming the pointer, as slab_free does.
+ * with a message on stderr naming the pointer, as slab_free does.  (An object
+ * of another slab cache of the same process passed to free() goes back to that
+ * cache: free() finds caches by address, it does not tell malloc's apart.)
  */
 #ifndef SLABDEFRAG_MALLOC_H
 #define SLABDEFRAG_MALLOC_H
