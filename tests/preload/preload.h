@@ -4,7 +4,7 @@
  *   argv[1]  the path of libslabdefrag-malloc.so
  *   argv[2]  the path of slabdefrag-kvtable
  *   argv[3]  the path of the slabdefrag command
- * CHECK(cond, ...) fails the test (exit 1) with a message.
+ * CHECK(cond, ...) (testutil.h) fails the test (exit 1) with a message.
  * preloaded()        1 when this process runs on the front end (dlsym finds it).
  * run_capture()      fork + exec argv with LD_PRELOAD (or none) and extra
  *                    NAME=VALUE settings; stdin from a string, stdout captured.
@@ -23,15 +23,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define CHECK(cond, ...)                                                              \
-    do {                                                                              \
-        if (!(cond)) {                                                                \
-            fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #cond);   \
-            fprintf(stderr, __VA_ARGS__);                                             \
-            fputc('\n', stderr);                                                      \
-            exit(1);                                                                  \
-        }                                                                             \
-    } while (0)
+#include "testutil.h" /* CHECK (only the header: these programs link no slabdefrag code) */
 
 static inline int preloaded(void)
 {
