@@ -26,7 +26,7 @@ test-asan: deps
 	@$(MAKE) --no-print-directory build BUILD=build-asan \
 	  CMAKE_FLAGS="-DSLABDEFRAG_WERROR=ON -DSLABDEFRAG_SANITIZE=address -DSLABDEFRAG_BENCH=OFF -DCMAKE_C_COMPILER=clang"
 	cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	  ctest --output-on-failure -j$(JOBS) --timeout 600 -LE nosan
+	  ctest --output-on-failure -j$(JOBS) --timeout 600 -LE "nosan|preload"
 
 # die_after_fork=0: the library runs a purge thread, so tests that fork to catch
 # an abort fork a multi-threaded process, and some children start threads.
@@ -34,7 +34,7 @@ test-tsan: deps
 	@$(MAKE) --no-print-directory build BUILD=build-tsan \
 	  CMAKE_FLAGS="-DSLABDEFRAG_WERROR=ON -DSLABDEFRAG_SANITIZE=thread -DSLABDEFRAG_BENCH=OFF -DCMAKE_C_COMPILER=clang"
 	cd build-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:die_after_fork=0 \
-	  ctest --output-on-failure -j$(JOBS) --timeout 600 -LE nosan
+	  ctest --output-on-failure -j$(JOBS) --timeout 600 -LE "nosan|preload"
 
 bench: deps build
 	bench/run.sh $(BUILD)

@@ -13,7 +13,9 @@
  *     mi_is_in_heap_region(malloc(64)); tcmalloc's
  *     MallocExtension_GetOwnership(malloc(64)) == kOwned; for glibc, none of
  *     the peers' entry points is present in the process (dlsym);
- *   - slabdefrag: a probe cache counts the allocation it served.
+ *   - slabdefrag: a probe cache counts the allocation it served;
+ *   - slabdefrag_malloc: malloc comes from libslabdefrag-malloc and
+ *     malloc(64) lies in its "malloc-64" cache (slab_cache_of).
  * An executable that cannot verify its allocator exits with status 2 rather
  * than print numbers under a wrong name.
  *
@@ -39,6 +41,9 @@
 #include <mimalloc.h>
 #elif defined(BENCH_ALLOC_TCMALLOC)
 #include <gperftools/malloc_extension_c.h>
+#elif defined(BENCH_ALLOC_SLABDEFRAG_MALLOC)
+#include <slabdefrag/malloc.h>
+#include <slabdefrag/slab.h>
 #endif
 
 #if defined(BENCH_ALLOC_SLABDEFRAG)
@@ -156,6 +161,23 @@ const char *backend_purge(void)
 {
     MallocExtension_ReleaseFreeMemory();
     return "MallocExtension_ReleaseFreeMemory()";
+}
+#elif defined(BENCH_ALLOC_SLABDEFRAG_MALLOC)
+int backend_identify(FILE *out)
+{
+    void *p = opaque_malloc(64);
+    struct slab_cache *c = slab_cache_of(p);
+    int ok = provider_is("libslabdefrag-malloc") && c && strcmp(slab_cache_name(c), "malloc-64") == 0;
+    free(p);
+    fprintf(out, "ALLOCATOR alloc=slabdefrag_malloc verified=%d version=%s malloc_from=%s\n", ok,
+            slabdefrag_version(), malloc_provider());
+    return ok;
+}
+
+const char *backend_purge(void)
+{
+    slab_malloc_trim();
+    return "slab_malloc_trim()";
 }
 #elif defined(BENCH_ALLOC_SLABDEFRAG)
 int backend_identify(FILE *out)

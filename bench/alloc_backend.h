@@ -9,7 +9,9 @@
  *
  *   peers       malloc(size) / free(p).  The peer replaces malloc by being
  *               linked in front of libc (-ljemalloc, -lmimalloc,
- *               -ltcmalloc_minimal); glibc is plain libc.
+ *               -ltcmalloc_minimal); glibc is plain libc.  slabdefrag_malloc
+ *               is slabdefrag's own malloc front end (libslabdefrag-malloc.so)
+ *               measured the same way.
  *   slabdefrag  slab_alloc(bench_slab_cache) / slab_free(bench_slab_cache, p)
  *               on a cache of exactly `size` bytes, created by
  *               backend_setup(size).  A cache is the natural unit of a slab
@@ -43,7 +45,9 @@ static inline void obj_free(void *p, size_t size)
 }
 #else
 #include <stdlib.h>
-#if defined(BENCH_ALLOC_GLIBC)
+#if defined(BENCH_ALLOC_SLABDEFRAG_MALLOC)
+#define BENCH_ALLOC_NAME "slabdefrag_malloc"
+#elif defined(BENCH_ALLOC_GLIBC)
 #define BENCH_ALLOC_NAME "glibc"
 #elif defined(BENCH_ALLOC_JEMALLOC)
 #define BENCH_ALLOC_NAME "jemalloc"
@@ -52,7 +56,7 @@ static inline void obj_free(void *p, size_t size)
 #elif defined(BENCH_ALLOC_TCMALLOC)
 #define BENCH_ALLOC_NAME "tcmalloc"
 #else
-#error "define one BENCH_ALLOC_{GLIBC,JEMALLOC,MIMALLOC,TCMALLOC,SLABDEFRAG}"
+#error "define one BENCH_ALLOC_{GLIBC,JEMALLOC,MIMALLOC,TCMALLOC,SLABDEFRAG,SLABDEFRAG_MALLOC}"
 #endif
 static inline void *obj_alloc(size_t size)
 {

@@ -19,7 +19,9 @@ import sys
 from collections import defaultdict
 
 SUBJECT = "slabdefrag"
-ORDER = ["slabdefrag", "glibc", "jemalloc", "mimalloc", "tcmalloc"]
+FRONT_END = "slabdefrag_malloc"  # the same engine through malloc/free (not a peer)
+ORDER = ["slabdefrag", FRONT_END, "glibc", "jemalloc", "mimalloc", "tcmalloc"]
+FRONT_END_TARGETS = (1.05, 1.1)  # <= x the slab API, <= x the best peer
 TEST_ORDER = ["churn", "batch", "batch_warm", "xthread"]
 TARGETS = {"churn": 1.0, "batch": 1.0, "xthread": 1.2}
 RETENTION_TARGET_MIB = 8.0
@@ -59,19 +61,24 @@ def spread(records, key):
     return (max(vals) - min(vals)) / med if med > 0 and len(vals) > 1 else 0.0
 
 
+def speed_rows(cells, allocs, tests):
+    """(test, size, row, medians by allocator) for the cells of `tests`, in order."""
+    keys = sorted((k for k in cells if k[0] in tests),
+                  key=lambda k: (TEST_ORDER.index(k[0]), k[1]))
+    for test, size in keys:
+        row = cells[(test, size)]
+        yield test, size, row, {a: median_of(row[a], "ns_per_op") for a in allocs if row.get(a)}
+
+
 def speed_table(cells, allocs):
-    peers = [a for a in allocs if a != SUBJECT]
+    peers = [a for a in allocs if a not in (SUBJECT, FRONT_END)]
     head = f"{'test':<11}{'size':>5} " + "".join(f"{a:>11}" for a in allocs)
     head += "  |" + "".join(f"{'/' + a[:6]:>8}" for a in peers)
     head += f"  | {'best peer':<9}{'ratio':>6}{'target':>8}  {'verdict':<8}{'noise':>6}  reps"
     lines = [f"ns per operation ({STAT_NAME}); ratios are slabdefrag / peer, < 1 = slabdefrag faster",
              head, "-" * len(head)]
     verdicts = []
-    keys = sorted((k for k in cells if k[0] in TEST_ORDER),
-                  key=lambda k: (TEST_ORDER.index(k[0]), k[1]))
-    for test, size in keys:
-        row = cells[(test, size)]
-        med = {a: median_of(row[a], "ns_per_op") for a in allocs if row.get(a)}
+    for test, size, row, med in speed_rows(cells, allocs, TEST_ORDER):
         line = f"{test:<11}{size:>5} " + "".join(
             f"{med[a]:>11.1f}" if a in med else f"{'-':>11}" for a in allocs)
         ratios = {p: med[SUBJECT] / med[p] for p in peers if SUBJECT in med and p in med}
@@ -91,6 +98,37 @@ def speed_table(cells, allocs):
         noise = max(spread(row[a], "ns_per_op") for a in med) if med else 0
         reps = min(len(row[a]) for a in med) if med else 0
         line += f"{noise * 100:>5.0f}%  {reps}"
+        lines.append(line)
+    return lines, verdicts
+
+
+def front_end_table(cells, allocs):
+    """The malloc front end (malloc/free on the same engine) against the slab API
+    and the best peer, with the targets <= 1.05x and <= 1.1x."""
+    if FRONT_END not in allocs:
+        return [], []
+    peers = [a for a in allocs if a not in (SUBJECT, FRONT_END)]
+    head = (f"{'test':<11}{'size':>5} {'malloc':>9}{'slab':>9}{'/slab':>7}{'target':>8}"
+            f"  {'best peer':<9}{'/peer':>7}{'target':>8}")
+    lines = [f"the malloc front end ({FRONT_END}): ns per operation ({STAT_NAME})", head,
+             "-" * len(head)]
+    verdicts = []
+    for test, size, _row, med in speed_rows(cells, allocs, TARGETS):
+        if FRONT_END not in med:
+            continue
+        line = f"{test:<11}{size:>5} {med[FRONT_END]:>9.1f}"
+        if SUBJECT in med:
+            r = med[FRONT_END] / med[SUBJECT]
+            line += f"{med[SUBJECT]:>9.1f}{r:>7.2f}{'<=1.05':>8}"
+            verdicts.append((f"{FRONT_END} {test} {size} / slab API",
+                             "met" if r <= FRONT_END_TARGETS[0] else "MISSED", r, FRONT_END_TARGETS[0]))
+        have = [p for p in peers if p in med]
+        if have:
+            best = min(have, key=lambda p: med[p])
+            r = med[FRONT_END] / med[best]
+            line += f"  {best:<9}{r:>7.2f}{'<=1.1':>8}"
+            verdicts.append((f"{FRONT_END} {test} {size} / best peer",
+                             "met" if r <= FRONT_END_TARGETS[1] else "MISSED", r, FRONT_END_TARGETS[1]))
         lines.append(line)
     return lines, verdicts
 
@@ -134,7 +172,11 @@ def main(argv):
     cells, failed = parse(args[0])
     seen = {a for row in cells.values() for a in row}
     allocs = [a for a in ORDER if a in seen] + sorted(seen - set(ORDER))
-    out, verdicts = speed_table(cells, allocs)
+    out, verdicts = speed_table(cells, [a for a in allocs if a != FRONT_END])
+    fe_lines, fe_verdicts = front_end_table(cells, allocs)
+    if fe_lines:
+        out += [""] + fe_lines
+    verdicts += fe_verdicts
     ret_lines, ret_verdicts = retention_table(cells, allocs)
     if ret_lines:
         out += [""] + ret_lines
@@ -142,7 +184,7 @@ def main(argv):
     if verdicts:
         met = sum(1 for v in verdicts if v[1] == "met")
         out += ["", f"targets met: {met}/{len(verdicts)}"]
-        out += [f"  MISSED {name}: {value:.2f} > {target:.1f}"
+        out += [f"  MISSED {name}: {value:.2f} > {target:g}"
                 for name, verdict, value, target in verdicts if verdict != "met"]
     for rec in failed:
         out.append(f"FAILED: {rec.get('alloc')} {rec.get('test')} {rec.get('size')} "

@@ -25,7 +25,7 @@
 #   BENCH_RETENTION_REPS=N   repetitions of retention (3; quick 1)
 #   BENCH_TESTS="churn batch xthread retention"   subset of tests
 #   BENCH_SIZES="64 256 1024"                     object sizes (not retention: 120)
-#   BENCH_ALLOCS="slabdefrag glibc jemalloc mimalloc tcmalloc"
+#   BENCH_ALLOCS="slabdefrag slabdefrag_malloc glibc jemalloc mimalloc tcmalloc"
 #   BENCH_STAT=min           summarise repetitions by their minimum, not median
 #   BENCH_OTHERS=0           skip the other benchmarks (bench_bufcache) after the table
 #   BENCH_MT=0               skip the multi-thread table (bench_mt_<alloc>: thread-local
@@ -38,7 +38,7 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-all_allocs="slabdefrag glibc jemalloc mimalloc tcmalloc"
+all_allocs="slabdefrag slabdefrag_malloc glibc jemalloc mimalloc tcmalloc"
 
 die() { echo "run.sh: $*" >&2; exit 1; }
 

@@ -3,7 +3,7 @@
 # but only those missing.  Called by `make test`, `make demo` and `make bench`.
 set -eu
 want="cmake make gcc clang libclang-rt-14-dev pkg-config libjemalloc-dev libmimalloc-dev
-      libgoogle-perftools-dev libext2fs-dev e2fsprogs spin gnuplot-nox python3"
+      libgoogle-perftools-dev libext2fs-dev e2fsprogs spin gnuplot-nox python3 sqlite3 time"
 missing=""
 for p in $want; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -1,6 +1,6 @@
 /*
  * tools/demo.c — `slabdefrag demo`: the story of slab fragmentation, told with
- * numbers, in two acts on one embedded default (no arguments, no input files).
+ * numbers, in three acts on one embedded default (no arguments, no input files).
  *
  * Act 1 (demo_objects.c), a movable-object cache: threads fill --size MiB of
  *   256-byte entries, a random 90% are freed, nearly every slab keeps a few
@@ -12,6 +12,10 @@
  *   so the "buffer_head" slab cache keeps a few buffer heads in almost every
  *   slab; slab_cache_defrag() runs the get/kick callbacks, which drop the clean,
  *   unreferenced buffer rings (they are rebuilt on the next access, no I/O).
+ * Act 3 (demo_malloc.c), malloc'd memory: a key-value table built with plain
+ *   malloc, 90% deleted at random, swept once with the malloc front end's defrag
+ *   hint, run under libslabdefrag-malloc.so and, for comparison, glibc,
+ *   jemalloc, mimalloc and tcmalloc (each in a child process).
  * Each act prints slabinfo and the per-slab fill histogram before and after,
  * the bytes returned and the time, and verifies every byte of its data: any
  * failed verification makes the exit status 1.
@@ -148,7 +152,8 @@ static int parse_args(int argc, char **argv, struct demo_opts *o)
         }
         else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
             printf("usage: slabdefrag demo [--size MiB] [--threads N] [--plot FILE.png] [--quiet]\n"
-                   "  --size MiB     objects of act 1 and image file of act 2 (default 128)\n"
+                   "  --size MiB     objects of act 1, image file of act 2 (default 128),\n"
+                   "                 and 16384 table entries per MiB in act 3\n"
                    "  --threads N    fill and verify threads, 1..64 (default 2)\n"
                    "  --plot FILE    draw fill histograms and RSS over time (gnuplot)\n"
                    "  --quiet        no progress bars and no slabinfo tables\n"
@@ -209,6 +214,7 @@ int cmd_demo(int argc, char **argv)
         nrecs = 2;
     rc |= brc > 0;
     demo_sample();
+    rc |= demo_malloc_run(&o) > 0;
 
     printf("\n== summary ==\n"
            "  %-12s %18s %18s %9s %9s  %s\n", "cache", "slabs", "slabs <50% full",

@@ -70,6 +70,10 @@ uint64_t demo_mix(uint64_t x);                   /* a 64-bit finaliser: determin
 int demo_objects_run(const struct demo_opts *o, struct demo_record *rec);
 int demo_bufcache_run(const struct demo_opts *o, struct demo_record *rec);
 
+/* demo_malloc.c (act 3): the malloc'd table under each allocator; 0 verified,
+ * 1 failed, -1 skipped (the malloc front end is not built). */
+int demo_malloc_run(const struct demo_opts *o);
+
 /* demo_plot.c: 0, or 1 with a message (gnuplot missing or failed). */
 int demo_plot_available(void);
 int demo_plot(const char *png, const struct demo_record *recs, int nrecs);

@@ -124,6 +124,33 @@ const char *slab_cache_name(const struct slab_cache *s);
 int slab_set_purge_delay(unsigned ms);
 unsigned slab_get_purge_delay(void);
 
+/*
+ * The cache whose live slab contains obj, or NULL when obj lies in no live slab
+ * (memory from another allocator, a released slab).  Lock-free and cheap (one
+ * table load and one header load); it does not check that obj is the start of an
+ * object: slab_free does.  For layers that receive bare pointers, such as the
+ * malloc front end.
+ */
+struct slab_cache *slab_cache_of(const void *obj);
+
+/*
+ * 1 when obj lies in a slab that a defrag pass would rather empty: fewer than
+ * fill_percent of its objects allocated, not the calling thread's active slab
+ * (the one its slab_alloc() fills) and not owned by another thread; 0 otherwise,
+ * also for pointers in no live slab.  Lock-free relaxed reads: the answer may be
+ * stale by concurrent frees.  Used by slab_malloc_defrag_hint().
+ */
+int slab_obj_defrag_hint(const void *obj, unsigned fill_percent);
+
+/*
+ * slab_alloc() for relocating an object of s (the malloc front end's
+ * slab_malloc_defrag_move): the calling thread first hands the cache the free
+ * objects and partial slabs it keeps besides its active slab, so the object
+ * comes from its active slab or the fullest partial slab, never from a sparse
+ * slab the caller is emptying.  NULL with errno ENOMEM.
+ */
+void *slab_alloc_for_move(struct slab_cache *s);
+
 /* The library's version string, e.g. "0.1.0". */
 const char *slabdefrag_version(void);
 

@@ -370,3 +370,70 @@ __attribute__((constructor)) static void fork_register(void)
                        FORK_ORDER_DESTROY);
     slab_fork_register(fork_prepare, fork_release, fork_release, FORK_ORDER_CACHES);
 }
+
+/*
+ * Pointer → cache, for layers that receive bare pointers (the malloc front end's
+ * free and malloc_usable_size).  The segment map gives the slab size at obj, the
+ * slab header at the aligned base names the cache; the header's magic and the
+ * cache's slab size must agree, so a pointer into a released slab, a segment
+ * reused for another slab size, or memory outside every segment gives NULL.
+ * Whether obj is the start of an object is left to slab_free's own check.
+ */
+struct slab_cache *slab_cache_of(const void *obj)
+{
+    unsigned shift = os_segment_slab_shift(obj);
+    if (!shift)
+        return NULL;
+    const struct slab *sl = (const struct slab *)((uintptr_t)obj & ~(((uintptr_t)1 << shift) - 1));
+    if (atomic_load_explicit(&((struct slab *)sl)->magic, relaxed) != SLAB_MAGIC)
+        return NULL;
+    struct slab_cache *s = slab_owner_cache(sl);
+    return s && s->slab_shift == shift ? s : NULL;
+}
+
+/*
+ * The defrag hint for one object (slab_obj_defrag_hint in slab.h): cheap,
+ * lock-free reads only.  The calling thread's active slab is being allocated
+ * from (moving out of it would move into it); a slab OWNED by another thread's
+ * heap may be its active slab; a FULL slab is full.  Otherwise the live count is
+ * the owner view inuse minus the pending remote frees (relaxed reads: a stale
+ * value only changes the answer for this one call).
+ */
+int slab_obj_defrag_hint(const void *obj, unsigned fill_percent)
+{
+    struct slab_cache *s = slab_cache_of(obj);
+    if (!s)
+        return 0;
+    struct slab *sl = (struct slab *)((uintptr_t)obj & ~(uintptr_t)(slab_bytes(s) - 1));
+    struct heap *h = tls_heaps[s->id];
+    if (h && h->cache == s && h->active == sl)
+        return 0;
+    uint64_t x = atomic_load_explicit(&sl->xfree, relaxed);
+    unsigned st = xf_state(x);
+    if (st == ST_FULL || (st == ST_OWNED && atomic_load_explicit(&sl->owner, relaxed) != h))
+        return 0;
+    unsigned inuse = slab_inuse(sl), remote = xf_count(x);
+    unsigned live = inuse > remote ? inuse - remote : 0;
+    return (uint64_t)live * 100 < (uint64_t)s->objects * fill_percent;
+}
+
+/*
+ * An object to move another one into (slab_alloc_for_move in slab.h).  The
+ * calling thread's cached free objects (lfree) and its partial slabs are the
+ * sparse slabs a compaction wants to empty, so when it holds any, its heap is
+ * flushed first (everything goes to the cache's binned lists); the allocation
+ * then comes from the active slab or, on refill, the fullest partial slab.
+ */
+void *slab_alloc_for_move(struct slab_cache *s)
+{
+    struct heap *h = tls_heaps[s->id];
+    if (h && h->cache == s) {
+        if (!heap_enter(h))
+            heap_wait_thief(h);
+        bool sparse_cached = h->lfree != NULL || h->partial.nr != 0;
+        heap_leave(h);
+        if (sparse_cached)
+            heap_flush_own(s);
+    }
+    return slab_alloc(s);
+}
