@@ -134,6 +134,15 @@ unsigned slab_get_purge_delay(void);
 struct slab_cache *slab_cache_of(const void *obj);
 
 /*
+ * Free obj into the cache whose slab holds it, as slab_free(slab_cache_of(obj),
+ * obj) but validating once (kfree-style: for callers that do not know the
+ * cache, such as a malloc front end).  Returns 1 when obj was a slab object and
+ * is now free (a misaligned pointer or a detected double free aborts as in
+ * slab_free), 0 when obj is not inside a live slab (nothing is done).
+ */
+int slab_free_object(void *obj);
+
+/*
  * 1 when obj lies in a slab that a defrag pass would rather empty: fewer than
  * fill_percent of its objects allocated, not the calling thread's active slab
  * (the one its slab_alloc() fills) and not owned by another thread; 0 otherwise,

@@ -228,14 +228,11 @@ void free(void *p)
     if (MFE_UNLIKELY(!p))
         return;
     int saved = errno;
-    struct slab_cache *c = slab_cache_of(p);
-    if (MFE_LIKELY(c)) {
-        mfe_depth++;
-        slab_free(c, p);
-        mfe_depth--;
-    } else {
+    mfe_depth++;
+    int done = slab_free_object(p);
+    mfe_depth--;
+    if (MFE_UNLIKELY(!done))
         free_other(p);
-    }
     errno = saved;
 }
 

@@ -246,15 +246,13 @@ static __attribute__((noinline)) void lfree_spill(struct slab_cache *s, struct h
     heap_leave(h);
 }
 
-void slab_free(struct slab_cache *s, void *obj)
+/* The common part of slab_free and slab_free_object, after validation. */
+static inline __attribute__((always_inline)) void free_validated(struct slab_cache *s, struct slab *sl,
+                                                                 void *obj, unsigned idx, void *caller)
 {
-    if (unlikely(obj == NULL))
-        return;
-    unsigned idx;
-    struct slab *sl = slab_checked(s, obj, &idx);
     struct heap *h = tls_heaps[s->id];
     if (unlikely(h == NULL || (s->flags & SLAB_DEBUG_FLAGS) || !heap_enter(h)))
-        return slab_free_checked(s, sl, obj, idx, __builtin_return_address(0));
+        return slab_free_checked(s, sl, obj, idx, caller);
     if (likely(sl == h->active)) {
         if (unlikely(obj == h->freelist || h->nfree >= s->objects || on_remote_top(sl, idx)))
             slab_report_bad_free(s, obj, "double free", " (object already free)");
@@ -276,4 +274,36 @@ void slab_free(struct slab_cache *s, void *obj)
     }
     counter_inc(&h->frees);
     heap_leave(h);
+}
+
+void slab_free(struct slab_cache *s, void *obj)
+{
+    if (unlikely(obj == NULL))
+        return;
+    unsigned idx;
+    struct slab *sl = slab_checked(s, obj, &idx);
+    free_validated(s, sl, obj, idx, __builtin_return_address(0));
+}
+
+/*
+ * Free an object of whichever cache's slab holds it (the malloc front end's
+ * free): the slab header names the cache, then the checks of slab_free run
+ * once.  0 when obj is not inside a live slab (nothing done: the caller decides
+ * what it is).
+ */
+int slab_free_object(void *obj)
+{
+    unsigned shift = os_segment_slab_shift(obj);
+    if (unlikely(!shift))
+        return 0;
+    struct slab *sl = (struct slab *)((uintptr_t)obj & ~(((uintptr_t)1 << shift) - 1));
+    struct slab_cache *s = slab_owner_cache(sl);
+    if (unlikely(atomic_load_explicit(&sl->magic, relaxed) != SLAB_MAGIC || !s || s->slab_shift != shift))
+        return 0;
+    uintptr_t off = (uintptr_t)obj - (uintptr_t)sl - s->first_offset;
+    unsigned idx = slab_index(s, sl, obj);
+    if (unlikely(off >= s->objects_span || (uintptr_t)idx * s->stride != off))
+        slab_report_bad_free(s, obj, "misaligned", " (not the start of an object)");
+    free_validated(s, sl, obj, idx, __builtin_return_address(0));
+    return 1;
 }
