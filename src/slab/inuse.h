@@ -24,7 +24,9 @@
  *    supported CPU, and either value is fine (the callbacks detect objects
  *    freed meanwhile).  The read is therefore not instrumented by TSan.
  * 5. Cost.  One store to the free-pointer word that the allocation has just
- *    read (heap_pop in alloc.c, the pass's own destination allocations).
+ *    read (heap_pop in alloc.c, the pass's own destination allocations), only
+ *    in caches whose free pointer lies outside the object: elsewhere the pass
+ *    does not trust the mark, so the allocation does not write it.
  */
 #ifndef SLABDEFRAG_SLAB_INUSE_H
 #define SLABDEFRAG_SLAB_INUSE_H
@@ -43,7 +45,8 @@
 /* Every path that hands out an object calls this once fp_get(obj) is done. */
 static inline void obj_mark_inuse(const struct slab_cache *s, void *obj)
 {
-    fp_set(s, obj, SLAB_FP_INUSE);
+    if (s->fp_outside) /* inside the object the owner's data would overwrite it */
+        fp_set(s, obj, SLAB_FP_INUSE);
 }
 
 /* 1 when obj carries the in-use mark (see the race note above). */
