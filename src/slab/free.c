@@ -268,8 +268,10 @@ static inline __attribute__((always_inline)) void free_validated(struct slab_cac
         fp_set(s, obj, h->lfree);
         h->lfree = obj;
         h->nlfree++;
+    } else if (likely(h->cache == s)) {
+        slab_free_unowned(s, h, sl, obj, idx); /* another thread's slab: remote */
     } else {
-        heap_leave(h);
+        heap_leave(h); /* an orphan heap of a destroyed cache that had this id */
         return slab_free_other(s, sl, obj, idx);
     }
     counter_inc(&h->frees);
