@@ -242,6 +242,7 @@ void *slab_take_remote(struct slab *sl, unsigned *count)
 void slab_merge_remote(struct slab_cache *s, struct slab *sl)
 {
     unsigned count;
+    unsigned nlocal = sl->objects - slab_inuse(sl); /* |freelist| */
     void *list = slab_take_remote(sl, &count);
     if (!list)
         return;
@@ -250,14 +251,20 @@ void slab_merge_remote(struct slab_cache *s, struct slab *sl)
         sl->freelist = list;
         return;
     }
-    void *tail = list;
+    /* Append the shorter list to the longer: walk only the shorter one. */
+    void *head = list, *tail_of = sl->freelist;
+    if (count < nlocal) {
+        head = sl->freelist;
+        tail_of = list;
+    }
+    void *tail = tail_of;
     for (void *n; (n = fp_get(s, tail)) != NULL;) {
         if (unlikely(((uintptr_t)n ^ (uintptr_t)tail) >> s->slab_shift))
             slab_report_corrupt_freelist(s, tail, n);
         tail = n;
     }
-    fp_set(s, tail, sl->freelist);
-    sl->freelist = list;
+    fp_set(s, tail, head);
+    sl->freelist = tail_of;
 }
 
 /*
