@@ -166,9 +166,11 @@ const char *slabdefrag_version(void);
 /* ------------------------------------------------------------------------
  * Statistics
  *
- * Counters are exact whenever no thread holds an active slab of the cache
- * (after the threads exit, or after slab_cache_shrink() from the only thread
- * using it), and may lag by a thread's cached objects otherwise.
+ * Counters are exact whenever no thread holds slabs of the cache: after the
+ * threads exit, after slab_cache_shrink() (which also takes over the heaps of
+ * threads that are not inside an allocator call on the cache at that moment),
+ * or once the purge thread has flushed idle threads' heaps.  Otherwise they may
+ * lag by a thread's cached objects.
  */
 struct slab_cache_stats {
     const char *name;
