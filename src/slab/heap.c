@@ -170,7 +170,7 @@ static struct slab *heap_detach_active(struct heap *h)
  * armed, unless remote frees arrived (then they are its new free objects and it
  * stays active: returns true).
  */
-static bool heap_retire_active(struct slab_cache *s, struct heap *h)
+static bool heap_retire_active(struct heap *h)
 {
     struct slab *sl = h->active;
     uint64_t old = atomic_load_explicit(&sl->xfree, memory_order_acquire);
@@ -194,12 +194,12 @@ static bool heap_retire_active(struct slab_cache *s, struct heap *h)
     }
     heap_detach_active(h);
     slab_list_push(&h->full, sl, LIST_HEAP_FULL);
-    (void)s;
     return false;
 }
 
-/* An object on h->delayed: free it as its slab's state now says. */
-static void heap_free_delayed(struct slab_cache *s, struct heap *h, void *obj)
+/* An object the heap held back (on h->delayed or h->lfree): free it as its
+ * slab's state now says. */
+static void heap_free_held(struct slab_cache *s, struct heap *h, void *obj)
 {
     struct slab *sl = (struct slab *)((uintptr_t)obj & ~(uintptr_t)(slab_bytes(s) - 1));
     if (sl == h->active) {
@@ -220,7 +220,7 @@ static void heap_drain_delayed(struct slab_cache *s, struct heap *h, bool as_own
         /* Links on h->delayed cross slabs: decode without the same-slab check. */
         void *next = fp_get(s, obj);
         if (as_owner) {
-            heap_free_delayed(s, h, obj);
+            heap_free_held(s, h, obj);
         } else {
             struct slab *sl = (struct slab *)((uintptr_t)obj & ~(uintptr_t)(slab_bytes(s) - 1));
             slab_free_unowned(s, NULL, sl, obj, slab_index(s, sl, obj));
@@ -238,14 +238,7 @@ void heap_lfree_flush(struct slab_cache *s, struct heap *h)
     h->nlfree = 0;
     while (obj) {
         void *next = fp_get(s, obj);
-        struct slab *sl = (struct slab *)((uintptr_t)obj & ~(uintptr_t)(slab_bytes(s) - 1));
-        if (sl == h->active) {
-            fp_set(s, obj, h->freelist);
-            h->freelist = obj;
-            h->nfree++;
-        } else {
-            heap_free_local(s, h, sl, obj);
-        }
+        heap_free_held(s, h, obj);
         obj = next;
     }
 }
@@ -275,7 +268,7 @@ void heap_free_local(struct slab_cache *s, struct heap *h, struct slab *sl, void
 bool heap_refill(struct slab_cache *s, struct heap *h)
 {
     for (;;) {
-        if (h->active && heap_retire_active(s, h))
+        if (h->active && heap_retire_active(h))
             return true; /* remote frees refilled the active slab */
         /* Objects other threads freed into our full slabs move them to partial. */
         if (atomic_load_explicit(&h->delayed, relaxed))
