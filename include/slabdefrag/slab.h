@@ -46,7 +46,8 @@ typedef void (*slab_ctor_fn)(void *obj);
 
 /* Flags for slab_cache_create(). */
 #define SLAB_HWCACHE_ALIGN 0x0001u /* objects start on cache-line (64 B) boundaries */
-#define SLAB_POISON        0x0002u /* debug: poison free objects, check on alloc */
+#define SLAB_POISON        0x0002u /* debug: poison free objects, check on alloc
+                                      (not with a ctor or defrag callbacks) */
 #define SLAB_RED_ZONE      0x0004u /* debug: guard bytes around each object */
 #define SLAB_STORE_USER    0x0008u /* debug: remember alloc/free call sites */
 #define SLAB_CONSISTENCY   0x0010u /* debug: full consistency checks on every free */
@@ -215,8 +216,9 @@ int slab_cache_validate(struct slab_cache *s);
  * rebuilds elsewhere and frees) what it can, dropping the references get took.
  * Success is judged by the slab's in-use count afterwards.
  * Set the callbacks before the first slab_alloc of a cache without a ctor
- * (-EBUSY otherwise, because its free pointer overlays object memory); a ctor
- * cache may set them at any time.  Returns 0, -EINVAL (NULL argument) or -EBUSY.
+ * (-EBUSY otherwise, because its free pointer overlays object memory, and a
+ * poisoned cache stops poisoning so that get reads what the user left in a
+ * free object); a ctor cache may set them at any time.  Returns 0, -EINVAL (NULL argument) or -EBUSY.
  */
 typedef void *(*slab_get_fn)(struct slab_cache *s, int nr, void **objs);
 typedef void (*slab_kick_fn)(struct slab_cache *s, int nr, void **objs, void *private_data);

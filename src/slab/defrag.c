@@ -148,11 +148,6 @@ uint64_t defrag_now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static bool has_callbacks(const struct slab_cache *s)
-{
-    return s->move || (s->get && s->kick);
-}
-
 /* ---- slabs owned by the pass ----------------------------------------------- */
 
 /* Make the pass the owner of a LISTED slab already off its list (cache->lock
@@ -732,7 +727,7 @@ long defrag_pass(struct slab_cache *s, const struct defrag_request *rq, struct d
     release_empties(s, rq->release_all_empty, rq->deadline_ns && rq->forget_refusals,
                     rq->forget_refusals);
     long rc = 0;
-    if (has_callbacks(s)) {
+    if (cache_has_callbacks(s)) {
         struct pass p = { .s = s, .threshold = rq->fill_percent };
         p.owner.is_defrag = true;
         p.vec = meta_alloc(sizeof(void *) * s->objects);

@@ -243,7 +243,8 @@ struct slab_cache {
     _Atomic uint64_t nr_slabs;
     uint64_t retired_allocs, retired_frees; /* from heaps that went away */
 
-    /* Defragmentation (defrag.c); set under lock, read by passes. */
+    /* Defragmentation (defrag.c); set under lock before the first slab exists
+     * when the layout or poisoning depends on them (defrag_api.c), read by passes. */
     slab_get_fn get;
     slab_kick_fn kick;
     slab_move_fn move;
@@ -261,6 +262,14 @@ struct slab_cache {
     struct slab_cache *next_cache, *prev_cache; /* global list, under cache_list_lock */
     char name[32];
 };
+
+/* A cache the engine can defragment: a move callback, or get and kick.  The
+ * fields change only under defrag_lock and cache->lock (defrag_api.c); read
+ * them under either, or from a pass. */
+static inline bool cache_has_callbacks(const struct slab_cache *s)
+{
+    return s->move || (s->get && s->kick);
+}
 
 /* --- helpers shared across files ----------------------------------------- */
 static inline struct slab_cache *slab_owner_cache(const struct slab *sl)
