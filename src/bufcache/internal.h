@@ -247,7 +247,7 @@ struct bcache {
     _Atomic uint64_t bh_live;
     _Atomic uint64_t nr_cached;
     _Atomic uint64_t nr_dirty;
-    _Atomic uint32_t writer_pins;  /* pins held by collect_dirty() batches (reclaim.c) */
+    _Atomic uint32_t writer_pins;  /* pins held by collect_dirty() batches (writeback.c) */
     size_t bh_size;                /* slab object size of a buffer head */
     size_t index_bytes;
     struct slab_cache *bh_cache;
@@ -313,7 +313,7 @@ void bc_word_clear_wake(_Atomic uint32_t *word, uint32_t bit, uint32_t waiters_b
 /* ---- page.c: descriptors, references, lock, index ------------------------------- */
 
 /*
- * Hooks for the buffer_head defrag (get/kick) of the next issue, and for
+ * Used by the buffer_head defrag (get/kick, bh_defrag.c) and by
  * reclaim.  page_get_unless_zero: pin a page unless it is free or frozen
  * (acquire).  page_put: drop a pin (release); the count never reaches 0 this way.
  */
@@ -400,7 +400,7 @@ enum wb_mode { WB_NOWAIT, WB_SYNC };
  * 0 or the first write error.
  */
 int page_writeback(struct bcache *bc, struct bc_page *p, enum wb_mode mode);
-/* Kick's entry point: writeback without blocking (the next issue). */
+/* bh_defrag.c kick's entry point: writeback without blocking. */
 int page_start_writeback_nowait(struct bc_page *p);
 void page_mark_dirty(struct bcache *bc, struct bc_page *p);
 void dirty_list_remove_locked(struct bcache *bc, struct bdev_map *m, struct bc_page *p);

@@ -25,7 +25,8 @@
  *    outside regardless.
  * 4. Slab size rule: the smallest power of two from 4 KiB to 256 KiB that holds
  *    at least 8 objects with at most 1/8 of the slab wasted (header + tail);
- *    if none does, 256 KiB.  Examples: 64 B → 4 KiB (63 objects), 256 B → 4 KiB
+ *    if none does, 256 KiB.  Examples: 64 B → 4 KiB (62 objects:
+ *    the 128 B header takes two), 256 B → 4 KiB
  *    (15), 1 KiB → 16 KiB (15), 8 KiB → 128 KiB (15), 32 KiB → 256 KiB (7).
  * 5. Destroy first takes the cache off the list (lookups, the stats endpoint and
  *    reclaimers no longer find it; those that pinned it before are waited for),

@@ -21,16 +21,19 @@
  *      at least min_waste_bytes (256 KiB) in its partial slabs, and those free
  *      objects exceed frag_percent (12, i.e. 1/8 as illumos) of its capacity;
  *    - candidates: slabs below slab_fill_percent (30, Lameter's default ratio);
- *    - a step works until half of max_step_us has passed, then finishes the slab
- *      it is on (a slab takes ~tens of µs), keeping steps under max_step_us;
+ *    - a step works until a quarter of max_step_us has passed, then finishes
+ *      the slab it is on (a slab takes ~tens of µs); the rest of max_step_us is
+ *      headroom for ending the pass (batched releases) and that last slab;
  *    - after each step the thread sleeps cpu_used * (100 - budget) / budget, so
  *      its CPU time stays within cpu_budget_percent of wall time (Redis' 1-25%);
- *    - a pass that frees nothing doubles the cache's back-off (1, 2, 4 .. 64
- *      rounds), reset by a pass that frees something.
+ *    - a pass that frees nothing doubles the cache's back-off: after the n-th
+ *      fruitless pass in a row the cache skips min(2^n, 64) rounds (2, 4, 8,
+ *      16, 32, 64, 64 ..); a pass that frees something resets it to 0.
  *    slab_reclaim ranks caches by reclaimable bytes (empty slabs, plus the free
  *    space in partial slabs of caches with callbacks) and runs full passes (fill
  *    100%) on them, most reclaimable first, until the target is met.  A cache
- *    with nothing reclaimable costs one locked read of three counters.
+ *    with nothing reclaimable costs one short critical section of its
+ *    cache->lock (three counters and whether callbacks are set).
  * 5. Fork (fork.h, FORK_ORDER_DEFRAG).  Before fork every live cache is pinned
  *    and its defrag_lock taken (no pass is half done in the child), then
  *    cache_list_lock and bg_lock.  In the child the pins (of threads that are
@@ -133,6 +136,7 @@ struct cache_measure {
     uint64_t capacity;      /* objects in all slabs */
     uint64_t free_partial;  /* free objects in partial slabs (as binned) */
     uint64_t empty_bytes;
+    bool callbacks;         /* cache_has_callbacks */
 };
 
 static void measure(struct slab_cache *s, struct cache_measure *m)
@@ -141,15 +145,8 @@ static void measure(struct slab_cache *s, struct cache_measure *m)
     m->capacity = atomic_load(&s->nr_slabs) * s->objects;
     m->free_partial = (uint64_t)s->nr_partial * s->objects - s->partial_inuse;
     m->empty_bytes = (uint64_t)s->empty.nr << s->slab_shift;
+    m->callbacks = cache_has_callbacks(s);
     pthread_mutex_unlock(&s->lock);
-}
-
-static bool callbacks_set(struct slab_cache *s)
-{
-    pthread_mutex_lock(&s->lock);
-    bool yes = s->move || (s->get && s->kick);
-    pthread_mutex_unlock(&s->lock);
-    return yes;
 }
 
 static uint64_t reclaimable_bytes(struct slab_cache *s)
@@ -157,7 +154,7 @@ static uint64_t reclaimable_bytes(struct slab_cache *s)
     struct cache_measure m;
     measure(s, &m);
     uint64_t bytes = m.empty_bytes;
-    if (callbacks_set(s))
+    if (m.callbacks)
         bytes += m.free_partial * s->stride;
     return bytes;
 }
@@ -251,10 +248,10 @@ static uint64_t thread_cpu_ns(void)
 
 static bool worth_a_pass(struct slab_cache *s, const struct slab_defrag_policy *p)
 {
-    if (!callbacks_set(s))
-        return false;
     struct cache_measure m;
     measure(s, &m);
+    if (!m.callbacks)
+        return false;
     if (m.free_partial * s->stride < p->min_waste_bytes)
         return false;
     if (m.free_partial * 100 <= (uint64_t)p->frag_percent * m.capacity)

@@ -1,7 +1,7 @@
 /*
  * slab/internal.h — the slab core's types, shared by the files of src/slab/.
  *
- * Glossary (see also ../../include/slabdefrag/slab.h and the spec's glossary):
+ * Glossary (see also ../../include/slabdefrag/slab.h):
  *   segment  4 MiB aligned region from mmap, cut into slabs of one size (os.c).
  *   slab     2^slab_shift bytes (4 KiB .. 256 KiB), aligned to its size; a header
  *            (struct slab) at its start, then objects_per_slab objects (slab.c).
@@ -186,7 +186,9 @@ struct slab {
  * One thread's state for one cache (heap.c).  The owner thread touches freelist,
  * nfree, active, partial and full inside heap_enter/heap_leave (in_op = 1); a
  * thief touches them only while it holds the heap (stolen = 1 and in_op seen 0),
- * see heap.c for the handshake.  allocs/frees are written by the owner with relaxed
+ * see heap.c for the handshake; slab_cache_destroy clears them when it orphans
+ * the heap (heap_orphan_all, under heaps_lock and cache->lock: no thread may be
+ * using a cache that is being destroyed).  allocs/frees are written by the owner with relaxed
  * stores and read by stats.  delayed is pushed onto by other threads (CAS) and
  * taken by the owner (exchange); it sits on its own cache line.  Registered on
  * cache->heaps under heaps_lock and cache->lock (either suffices to read the list).

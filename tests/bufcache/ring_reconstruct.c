@@ -1,6 +1,6 @@
 /*
  * ring_reconstruct: buffer heads are reconstructible.  The release routine
- * (page_release_buffers, what the next issue's kick calls) drops the ring of a
+ * (page_release_buffers, what bh_defrag.c's kick calls) drops the ring of a
  * cached page only when every buffer is unreferenced, clean and unlocked and the
  * page is not dirty; the next access rebuilds the ring with no device I/O and
  * the same state: data, and which blocks are uptodate (a block that was never
