@@ -135,6 +135,8 @@ const char *slabdefrag_version(void);
  * (after the threads exit, or after slab_cache_shrink() from the only thread
  * using it), and may lag by a thread's cached objects otherwise.
  */
+#define SLAB_MOVE_NR_RESULTS 5 /* the values of enum slab_move_result (below) */
+
 struct slab_cache_stats {
     const char *name;
     size_t object_size, slab_size;
@@ -147,7 +149,7 @@ struct slab_cache_stats {
     uint64_t defrag_objects_kicked, defrag_objects_moved, defrag_objects_refused;
     uint64_t defrag_bytes_released;
     /* Per move-callback return code (index: enum slab_move_result). */
-    uint64_t move_results[5];
+    uint64_t move_results[SLAB_MOVE_NR_RESULTS];
 };
 
 /* Fill *out.  0, or -EINVAL for a NULL argument.  out->name stays valid while s lives. */

@@ -160,7 +160,7 @@ static uint64_t reclaimable_bytes(struct slab_cache *s)
 }
 
 /* Consume one round of back-off; true if the cache is to be skipped. */
-static bool backing_off(struct slab_cache *s)
+bool defrag_backing_off(struct slab_cache *s)
 {
     pthread_mutex_lock(&bg_lock);
     bool skip = s->defrag_backoff > 0;
@@ -170,12 +170,14 @@ static bool backing_off(struct slab_cache *s)
     return skip;
 }
 
-static void update_backoff(struct slab_cache *s, const struct defrag_result *res)
+/* After a pass: the n-th fruitless pass in a row sets min(2^n, 64) rounds to
+ * skip; a pass that emptied a slab clears it. */
+void defrag_update_backoff(struct slab_cache *s, const struct defrag_result *res)
 {
     pthread_mutex_lock(&bg_lock);
     if (res->scanned && !res->emptied) {
         unsigned f = atomic_load(&s->defrag_fruitless);
-        f = f < 6 ? f : 6;
+        f = f < DEFRAG_BACKOFF_MAX_SHIFT ? f : DEFRAG_BACKOFF_MAX_SHIFT;
         s->defrag_backoff = 1u << f;
     } else if (res->emptied) {
         s->defrag_backoff = 0;
@@ -212,14 +214,14 @@ long slab_reclaim(size_t target_bytes)
     for (size_t i = 0; i < n && (size_t)total < target_bytes; i++) {
         if (r[i].bytes == 0)
             break; /* sorted: nothing reclaimable from here on */
-        if (backing_off(r[i].s))
+        if (defrag_backing_off(r[i].s))
             continue;
         struct defrag_request rq = { .fill_percent = 100, .flush_own_heap = true,
                                      .release_all_empty = true, .trylock = true };
         struct defrag_result res;
         if (defrag_pass(r[i].s, &rq, &res) > 0)
             total += res.bytes;
-        update_backoff(r[i].s, &res);
+        defrag_update_backoff(r[i].s, &res);
     }
     free(r);
     cache_unpin_all(v, n);
@@ -256,7 +258,7 @@ static bool worth_a_pass(struct slab_cache *s, const struct slab_defrag_policy *
         return false;
     if (m.free_partial * 100 <= (uint64_t)p->frag_percent * m.capacity)
         return false;
-    return !backing_off(s);
+    return !defrag_backing_off(s);
 }
 
 /* Wait up to ms on the stop pipe (and PSI); returns false when asked to stop. */
@@ -291,7 +293,7 @@ static bool bg_work_cache(struct slab_cache *s, const struct slab_defrag_policy 
             atomic_store(&bg.longest_step_wall_ns, step);
         if (rc > 0)
             atomic_fetch_add(&bg.bytes, (uint64_t)rc);
-        update_backoff(s, &res);
+        defrag_update_backoff(s, &res);
         uint64_t sleep_ns = cpu * (100u - p->cpu_budget_percent) / p->cpu_budget_percent;
         if (!bg_wait((unsigned)(sleep_ns / 1000000u) + (sleep_ns % 1000000u ? 1 : 0), false))
             return false;

@@ -111,13 +111,17 @@
 #define SEGMENT_SIZE    ((size_t)1 << SEGMENT_SHIFT)
 #define SLAB_MIN_SHIFT  12 /* 4 KiB */
 #define SLAB_MAX_SHIFT  18 /* 256 KiB */
-#define SLAB_MAX_CACHES 512
+#define SLAB_MAX_CACHES SLAB_MAX_LIVE_CACHES /* cache ids: heap table and id bitmap */
+_Static_assert(SLAB_MAX_CACHES % 64 == 0, "the id bitmap (cache.c) has 64 ids per word");
 #define SLAB_MAGIC      0x51ab5eedu
 #define HEAP_EMPTY_KEEP 1 /* empty slabs a heap keeps on its partial list */
 #define HEAP_LFREE_MAX 64 /* objects a heap caches from its non-active slabs (heap.c) */
 #define HEAP_LFREE_OBJECT_MAX 1024 /* larger objects are never cached on lfree */
 #define CACHE_EMPTY_RESERVE 2 /* empty slabs a cache keeps before returning them to the OS */
 #define PARTIAL_BINS 8 /* partial slabs binned by fill, in eighths (slab.c) */
+
+_Static_assert(SLAB_MOVE_DONT_KNOW + 1 == SLAB_MOVE_NR_RESULTS,
+               "SLAB_MOVE_NR_RESULTS counts the slab_move_result values");
 
 /* --- xfree word ---------------------------------------------------------- */
 enum slab_state { ST_OWNED = 1, ST_FULL = 2, ST_LISTED = 3 };
@@ -127,6 +131,12 @@ enum slab_delay { DF_NORMAL = 0, DF_ARMED = 1, DF_FREEING = 2 };
 #define XF_HEAD_MASK  ((UINT64_C(1) << XF_HEAD_BITS) - 1)
 #define XF_COUNT_MASK ((UINT64_C(1) << XF_COUNT_BITS) - 1)
 #define XF_STATE_SHIFT (XF_HEAD_BITS + XF_COUNT_BITS)
+/* The most objects a slab can hold: the largest slab of the smallest stride
+ * (an object of at least one pointer).  The remote stack's head holds an
+ * index + 1 and its count up to every object, so both fields must fit it. */
+#define SLAB_MAX_OBJECTS (((size_t)1 << SLAB_MAX_SHIFT) / sizeof(void *))
+_Static_assert(SLAB_MAX_OBJECTS + 1 <= XF_HEAD_MASK, "xfree head field too narrow for a slab's objects");
+_Static_assert(SLAB_MAX_OBJECTS <= XF_COUNT_MASK, "xfree count field too narrow for a slab's objects");
 
 static inline unsigned xf_head(uint64_t x) { return (unsigned)(x & XF_HEAD_MASK); }
 static inline unsigned xf_count(uint64_t x) { return (unsigned)((x >> XF_HEAD_BITS) & XF_COUNT_MASK); }
@@ -258,7 +268,7 @@ struct slab_cache {
     bool dying;                       /* destroy has begun (defrag_bg.c) */
     struct {
         _Atomic uint64_t passes, scanned, freed, kicked, moved, refused, bytes;
-        _Atomic uint64_t move_results[5];
+        _Atomic uint64_t move_results[SLAB_MOVE_NR_RESULTS];
     } dstat;
 
     struct slab_cache *next_cache, *prev_cache; /* global list, under cache_list_lock */

@@ -47,10 +47,12 @@ int slab_cache_get_stats(struct slab_cache *s, struct slab_cache_stats *out)
     out->defrag_objects_moved = atomic_load(&s->dstat.moved);
     out->defrag_objects_refused = atomic_load(&s->dstat.refused);
     out->defrag_bytes_released = atomic_load(&s->dstat.bytes);
-    for (int i = 0; i < 5; i++)
+    for (int i = 0; i < SLAB_MOVE_NR_RESULTS; i++)
         out->move_results[i] = atomic_load(&s->dstat.move_results[i]);
     return 0;
 }
+
+_Static_assert(SLAB_MOVE_NR_RESULTS == 5, "the JSON and table writers print five move results");
 
 static void write_json_cache(FILE *out, const struct slab_cache_stats *st, int first)
 {
