@@ -106,7 +106,7 @@ static int get_naive(int nr, void **v, const struct bh_defrag_test_hooks *hk)
     return n;
 }
 
-static void *get_buffers(struct slab_cache *s, int nr, void **v)
+void *bh_defrag_get(struct slab_cache *s, int nr, void **v)
 {
     const struct bh_defrag_test_hooks *hk = atomic_load(&test_hooks);
     if (hk && hk->naive) {
@@ -161,7 +161,7 @@ static void kick_locked_page(struct bc_page *p, bool naive)
     }
 }
 
-static void kick_buffers(struct slab_cache *s, int nr, void **v, void *private_data)
+void bh_defrag_kick(struct slab_cache *s, int nr, void **v, void *private_data)
 {
     const struct bh_defrag_test_hooks *hk = private_data;
     for (int i = 0; i < nr; i++) {
@@ -184,5 +184,5 @@ static void kick_buffers(struct slab_cache *s, int nr, void **v, void *private_d
 
 int bh_defrag_register(struct slab_cache *bh_cache)
 {
-    return slab_cache_setup_defrag(bh_cache, get_buffers, kick_buffers);
+    return slab_cache_setup_defrag(bh_cache, bh_defrag_get, bh_defrag_kick);
 }

@@ -11,6 +11,13 @@
  * right after creating the cache).  0 or -errno. */
 int bh_defrag_register(struct slab_cache *bh_cache);
 
+/* The callbacks bh_defrag_register sets (slab.h's evict protocol): get turns a
+ * vector of buffer heads into distinct pinned pages, kick writes back and
+ * releases them and drops the pins.  Exposed so that a test can drive them on
+ * a vector it builds, without the allocator (tests/bufcache/defrag_hooks). */
+void *bh_defrag_get(struct slab_cache *s, int nr, void **v);
+void bh_defrag_kick(struct slab_cache *s, int nr, void **v, void *private_data);
+
 /*
  * Test-only.  Hooks run at the points where the three races of a naive get
  * happen (a: the page is freed and reused for another block, b: for another
