@@ -222,12 +222,7 @@ static void cache_unlist(struct slab_cache *s)
         t = t->next_cache;
     if (!t)
         report_not_live(s); /* abort: nothing of s may be read */
-    if (s->prev_cache)
-        s->prev_cache->next_cache = s->next_cache;
-    else
-        cache_list = s->next_cache;
-    if (s->next_cache)
-        s->next_cache->prev_cache = s->prev_cache;
+    DLIST_UNLINK(&cache_list, s, next_cache, prev_cache);
     s->next_cache = s->prev_cache = NULL;
     pthread_mutex_unlock(&cache_list_lock);
 }

@@ -284,6 +284,20 @@ static inline bool cache_has_callbacks(const struct slab_cache *s)
 }
 
 /* --- helpers shared across files ----------------------------------------- */
+
+/* Unlink x from a doubly linked, NULL-terminated list whose first element is
+ * *headp, linked through x->NEXT and x->PREV (the slab lists, all_slabs, the
+ * cache list, cache->heaps, a pool's segments).  x's own links are left as
+ * they were. */
+#define DLIST_UNLINK(headp, x, NEXT, PREV)                 \
+    do {                                                   \
+        if ((x)->PREV)                                     \
+            (x)->PREV->NEXT = (x)->NEXT;                   \
+        else                                               \
+            *(headp) = (x)->NEXT;                          \
+        if ((x)->NEXT)                                     \
+            (x)->NEXT->PREV = (x)->PREV;                   \
+    } while (0)
 static inline struct slab_cache *slab_owner_cache(const struct slab *sl)
 {
     return atomic_load_explicit(&((struct slab *)sl)->cache, relaxed);

@@ -63,12 +63,7 @@ void slab_list_push(struct slab_list *l, struct slab *sl, enum slab_list_id id)
 
 void slab_list_remove(struct slab_list *l, struct slab *sl)
 {
-    if (sl->prev)
-        sl->prev->next = sl->next;
-    else
-        l->head = sl->next;
-    if (sl->next)
-        sl->next->prev = sl->prev;
+    DLIST_UNLINK(&l->head, sl, next, prev);
     sl->next = sl->prev = NULL;
     sl->list = LIST_NONE;
     l->nr--;
@@ -126,12 +121,7 @@ void cache_link_slab(struct slab_cache *s, struct slab *sl)
 
 void cache_unlink_slab(struct slab_cache *s, struct slab *sl)
 {
-    if (sl->all_prev)
-        sl->all_prev->all_next = sl->all_next;
-    else
-        s->all_slabs = sl->all_next;
-    if (sl->all_next)
-        sl->all_next->all_prev = sl->all_prev;
+    DLIST_UNLINK(&s->all_slabs, sl, all_next, all_prev);
     atomic_fetch_sub_explicit(&s->nr_slabs, 1, relaxed);
 }
 

@@ -13,7 +13,7 @@
  * and hands each to kick while workers read and write; nothing is lost and
  * the result is TSan clean.
  */
-#include "bcutil.h"
+#include "bctest.h"
 
 #include "bufcache/bh_defrag.h"
 
@@ -50,7 +50,7 @@ static void part1(void)
     char path[256];
     const uint64_t pages = 32, nblocks = pages * (4096 / BS);
     img_create(path, nblocks, BS);
-    struct bcache *bc = cache_new(1 << 20, 3600 * 1000, 80);
+    struct bcache *bc = xbcache(1 << 20, 3600 * 1000, 80);
     struct bdev *dev = bdev_open(bc, path, BS, O_RDWR);
     CHECK(dev, "bdev_open: %s", strerror(errno));
     for (uint64_t b = 0; b < nblocks; b++) {
@@ -82,7 +82,7 @@ static void part1(void)
                   (unsigned long long)(c1.duplicates_skipped - c0.duplicates_skipped));
         bh_defrag_kick(NULL, nr, v, NULL);
     }
-    struct bcache_stats st = stats_of(bc);
+    struct bcache_stats st = stats(bc);
     CHECK(st.buffer_heads_live == 4096 / BS, "only the referenced page keeps its ring (%llu)",
           (unsigned long long)st.buffer_heads_live);
     CHECK(st.dirty_pages == 0, "kick wrote the dirty pages");
@@ -99,7 +99,7 @@ static void part1(void)
         CHECK(bh && check_block(bh->b_data, BS, b) == (b % 8 == 0 ? 1 : 0), "data after kick");
         bh_put(bh);
     }
-    CHECK(stats_of(bc).reads == reads, "rebuilt rings needed I/O");
+    CHECK(stats(bc).reads == reads, "rebuilt rings needed I/O");
     CHECK(bcache_validate(bc) == 0, "validate");
     free(v);
     CHECK(bdev_close(dev) == 0 && bcache_destroy(bc) == 0, "close/destroy");
@@ -161,7 +161,7 @@ static void part2(double seconds)
     struct shared s = {.nblocks = 48 * (4096 / BS)};
     img_create(path, s.nblocks, BS);
     s.ver = calloc(s.nblocks, sizeof *s.ver);
-    s.bc = cache_new(1 << 20, 10, 50);
+    s.bc = xbcache(1 << 20, 10, 50);
     s.dev = bdev_open(s.bc, path, BS, O_RDWR);
     CHECK(s.dev, "bdev_open");
     pthread_t t[3];
@@ -172,7 +172,7 @@ static void part2(double seconds)
     atomic_store(&s.stop, 1);
     for (int i = 0; i < 3; i++)
         pthread_join(t[i], NULL);
-    struct bcache_stats st = stats_of(s.bc);
+    struct bcache_stats st = stats(s.bc);
     fprintf(stderr, "defrag_hooks: %llu kicks, %llu rings dropped, %llu rebuilt\n",
             (unsigned long long)atomic_load(&s.kicks), (unsigned long long)st.rings_dropped,
             (unsigned long long)st.rings_rebuilt);
