@@ -244,7 +244,7 @@ void slab_cache_destroy(struct slab_cache *s)
         return;
     pthread_rwlock_rdlock(&destroy_rw);
     cache_unlist(s);
-    slab_defrag_forget(s);
+    slab_defrag_mark_dying_and_wait(s);
     heap_orphan_all(s);
     pthread_mutex_lock(&s->lock);
     uint64_t allocs, frees;

@@ -12,9 +12,9 @@
  *    cache_list_lock + bg_lock, skipping dying caches); so does the stats
  *    endpoint for the cache a request names (cache_find_pinned/cache_unpin).
  *    slab_cache_destroy takes the cache off the list, marks it dying and waits
- *    for pins to drop to 0 (slab_defrag_forget) before it frees anything.  So a
- *    reclaimer never touches a destroyed cache, and a request naming a cache
- *    being destroyed finds none.  Callbacks must therefore not destroy caches
+ *    for pins to drop to 0 (slab_defrag_mark_dying_and_wait) before it frees
+ *    anything.  So a reclaimer never touches a destroyed cache, and a request
+ *    naming a cache being destroyed finds none.  Callbacks must therefore not destroy caches
  *    (documented in slab.h).
  * 4. Policy and numbers (defaults in slab.h's struct slab_defrag_policy):
  *    - a cache is worth a pass when it has callbacks, is not backing off, wastes
@@ -121,7 +121,7 @@ void cache_unpin(struct slab_cache *s)
     pthread_mutex_unlock(&bg_lock);
 }
 
-void slab_defrag_forget(struct slab_cache *s)
+void slab_defrag_mark_dying_and_wait(struct slab_cache *s)
 {
     pthread_mutex_lock(&bg_lock);
     s->dying = true;

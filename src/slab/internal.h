@@ -124,7 +124,8 @@ _Static_assert(SLAB_MOVE_DONT_KNOW + 1 == SLAB_MOVE_NR_RESULTS,
                "SLAB_MOVE_NR_RESULTS counts the slab_move_result values");
 
 /* --- xfree word ---------------------------------------------------------- */
-enum slab_state { ST_OWNED = 1, ST_FULL = 2, ST_LISTED = 3 };
+/* A slab's state (SS_: slab state; the buffer cache's ST_* are statistics). */
+enum slab_state { SS_OWNED = 1, SS_FULL = 2, SS_LISTED = 3 };
 enum slab_delay { DF_NORMAL = 0, DF_ARMED = 1, DF_FREEING = 2 };
 #define XF_HEAD_BITS  20
 #define XF_COUNT_BITS 20
@@ -183,7 +184,8 @@ struct slab {
     _Atomic uint32_t inuse;        /* owner view; written by the owner only (relaxed) */
     uint8_t list;                  /* enum slab_list_id, written by the owner (of the slab or list) */
     uint8_t defrag_flags;          /* SLAB_DF_*, under cache->lock or the freezing pass */
-    uint8_t later_count;           /* LATER answers seen by defrag for this slab */
+    uint8_t futile_turns;          /* defrag turns after which the slab was still in use
+                                      (LATER, DONT_KNOW, a kick that freed nothing) */
     uint8_t bin;                   /* partial bin while on the cache's partial lists */
     uint32_t binned_inuse;         /* inuse when binned (for cache->partial_inuse) */
     _Atomic(struct heap *) owner;  /* valid in state OWNED; written by the owner only */
@@ -478,6 +480,7 @@ void purge_start_once(void);   /* first slab of the process: start the purge thr
 uint64_t purge_now_ns(void);
 
 /* defrag_bg.c */
-void slab_defrag_forget(struct slab_cache *s); /* destroy: wait until no reclaimer uses s */
+/* destroy: mark s dying (no new pins) and wait until no reclaimer uses it */
+void slab_defrag_mark_dying_and_wait(struct slab_cache *s);
 
 #endif

@@ -181,7 +181,7 @@ struct slab *slab_new(struct slab_cache *s)
         return NULL;
     sl->objects = s->objects;
     sl->seg = seg;
-    atomic_store_explicit(&sl->xfree, xf_make(ST_OWNED, 0, 0), relaxed);
+    atomic_store_explicit(&sl->xfree, xf_make(SS_OWNED, 0, 0), relaxed);
     atomic_store_explicit(&sl->inuse, 0, relaxed);
     atomic_store_explicit(&sl->owner, NULL, relaxed);
     atomic_store_explicit(&sl->cache, s, relaxed);
@@ -189,7 +189,7 @@ struct slab *slab_new(struct slab_cache *s)
     sl->list = LIST_NONE;
     sl->defrag_flags = 0;
     sl->empty_since_ns = 0;
-    sl->later_count = 0;
+    sl->futile_turns = 0;
     sl->next = sl->prev = NULL;
     for (unsigned i = 0; i < s->objects; i++) {
         void *obj = slab_obj(s, sl, i);
@@ -286,7 +286,7 @@ struct slab *cache_take_partial(struct slab_cache *s, struct heap *h)
         atomic_store_explicit(&sl->owner, h, relaxed);
         uint64_t old = atomic_load(&sl->xfree);
         while (!atomic_compare_exchange_weak(&sl->xfree, &old,
-                                             xf_make(ST_OWNED, xf_count(old), xf_head(old))))
+                                             xf_make(SS_OWNED, xf_count(old), xf_head(old))))
             ;
         slab_merge_remote(s, sl);
     }
@@ -409,8 +409,8 @@ void cache_put_slab(struct slab_cache *s, struct slab *sl)
     if (sl->freelist == NULL) {
         /* No free object: try to leave it unowned and unlisted (FULL). */
         atomic_store_explicit(&sl->owner, NULL, relaxed);
-        uint64_t expect = xf_make(ST_OWNED, 0, 0);
-        if (atomic_compare_exchange_strong(&sl->xfree, &expect, xf_make(ST_FULL, 0, 0)))
+        uint64_t expect = xf_make(SS_OWNED, 0, 0);
+        if (atomic_compare_exchange_strong(&sl->xfree, &expect, xf_make(SS_FULL, 0, 0)))
             return;
         /* A remote free arrived meanwhile: the slab has room after all. */
     }
@@ -418,7 +418,7 @@ void cache_put_slab(struct slab_cache *s, struct slab *sl)
     atomic_store_explicit(&sl->owner, NULL, relaxed);
     uint64_t old = atomic_load(&sl->xfree);
     while (!atomic_compare_exchange_weak(&sl->xfree, &old,
-                                         xf_make(ST_LISTED, xf_count(old), xf_head(old))))
+                                         xf_make(SS_LISTED, xf_count(old), xf_head(old))))
         ;
     cache_partial_add(s, sl);
     cache_settle_listed(s, sl);
@@ -435,7 +435,7 @@ void cache_listed_maybe_empty(struct slab_cache *s, struct slab *sl)
     struct slab *chain = NULL;
     /* State first (acquire): LISTED proves a live incarnation whose fields were
      * written before it was listed; only then is its cache worth comparing. */
-    if (xf_state(atomic_load_explicit(&sl->xfree, memory_order_acquire)) == ST_LISTED &&
+    if (xf_state(atomic_load_explicit(&sl->xfree, memory_order_acquire)) == SS_LISTED &&
         slab_is_live_of(sl, s)) {
         cache_settle_listed(s, sl);
         chain = detach_empty(s, empty_keep(s));
@@ -458,7 +458,7 @@ void cache_settle_all(struct slab_cache *s, bool forget_refusals)
             next = sl->next;
             if (forget_refusals) {
                 sl->defrag_flags &= (uint8_t)~SLAB_DF_NOMOVE;
-                sl->later_count = 0;
+                sl->futile_turns = 0;
             }
             cache_settle_listed(s, sl);
             unsigned inuse = slab_inuse(sl);

@@ -155,7 +155,7 @@ static int validate_list(struct slab_cache *s, const struct slab_list *l, enum s
         int bad = 0;
         if (!slab_is_live_of(sl, s))
             return fail(s, sl, "bad header");
-        if (sl->list != id || xf_state(atomic_load(&sl->xfree)) != ST_LISTED)
+        if (sl->list != id || xf_state(atomic_load(&sl->xfree)) != SS_LISTED)
             return fail(s, sl, "wrong list or state");
         unsigned len = freelist_length(s, sl, &bad);
         if (bad || len + slab_inuse(sl) != s->objects)
@@ -209,7 +209,7 @@ long slab_cache_fill_histogram(struct slab_cache *s, uint64_t *counts, unsigned 
     pthread_mutex_lock(&s->lock);
     for (struct slab *sl = s->all_slabs; sl; sl = sl->all_next, n++) {
         uint64_t x = atomic_load(&sl->xfree);
-        unsigned inuse = xf_state(x) == ST_FULL ? s->objects : slab_inuse(sl);
+        unsigned inuse = xf_state(x) == SS_FULL ? s->objects : slab_inuse(sl);
         unsigned live = inuse > xf_count(x) ? inuse - xf_count(x) : 0;
         unsigned b = (unsigned)((uint64_t)live * nbuckets / s->objects);
         counts[b < nbuckets ? b : nbuckets - 1]++;
