@@ -47,6 +47,7 @@
  * replay_main.c, and ctest replays the committed corpus as a regression test.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -107,64 +108,43 @@ static uint64_t pword(uint32_t tag, size_t k)
     return x ^ (x >> 29);
 }
 
-static void fill_words(struct mcache *m, unsigned char *p, uint32_t tag, size_t k0, size_t k1)
+/* The pattern words fill() writes and verify() checks: all of a small object;
+ * both ends of a large one (an overlapping object of the same size always
+ * covers one of them) and every 64th word.  Filling 32 KiB objects whole cost
+ * more than everything else an input does. */
+static void pattern_words(struct mcache *m, unsigned char *p, uint32_t tag, bool write)
 {
-    for (size_t k = k0; k < k1 && 8 * k < m->size; k++) {
+    size_t words = (m->size + 7) / 8;
+    for (size_t k = first_word(m); k < words; k++) {
+        if (words > 128 && k >= 64 && k < words - 64 && k % 64) {
+            k = (k | 63) < words - 65 ? (k | 63) : words - 65; /* to the next one */
+            continue;
+        }
         uint64_t w = pword(tag, k);
         size_t len = m->size - 8 * k < 8 ? m->size - 8 * k : 8;
-        memcpy(p + 8 * k, &w, len);
+        if (write)
+            memcpy(p + 8 * k, &w, len);
+        else
+            FZ_CHECK(memcmp(p + 8 * k, &w, len) == 0,
+                     "cache %s: object %p (tag %u) bytes %zu..%zu corrupted",
+                     slab_cache_name(m->s), (const void *)p, tag, 8 * k, 8 * k + len - 1);
     }
 }
 
-/* Writes the words verify() reads (all of a small object; the two ends and
- * every 64th word of a large one): filling 32 KiB objects whole cost more
- * than everything else an input does. */
 static void fill(struct mcache *m, void *obj, uint32_t tag)
 {
-    unsigned char *p = obj;
-    size_t words = (m->size + 7) / 8;
-    if (words <= 128) {
-        fill_words(m, p, tag, first_word(m), words);
-        return;
-    }
-    fill_words(m, p, tag, first_word(m), 64);
-    fill_words(m, p, tag, words - 64, words);
-    for (size_t k = 64; k < words - 64; k += 64)
-        fill_words(m, p, tag, k, k + 1);
+    pattern_words(m, obj, tag, true);
 }
 
-static void verify_words(struct mcache *m, const unsigned char *p, uint32_t tag, size_t k0,
-                         size_t k1)
-{
-    for (size_t k = k0; k < k1 && 8 * k < m->size; k++) {
-        uint64_t w = pword(tag, k);
-        size_t len = m->size - 8 * k < 8 ? m->size - 8 * k : 8;
-        FZ_CHECK(memcmp(p + 8 * k, &w, len) == 0,
-                 "cache %s: object %p (tag %u) bytes %zu..%zu corrupted", slab_cache_name(m->s),
-                 (const void *)p, tag, 8 * k, 8 * k + len - 1);
-    }
-}
-
-/* Small objects are checked whole; large ones at both ends (an overlapping
- * object of the same size always covers one of them) and every 64th word. */
 static void verify(struct mcache *m, const void *obj, uint32_t tag)
 {
-    const unsigned char *p = obj;
     if (m->ctor) {
         uint64_t v;
-        memcpy(&v, p, sizeof v);
+        memcpy(&v, obj, sizeof v);
         FZ_CHECK(v == CTOR_MAGIC, "cache %s: object %p lost its constructed state",
                  slab_cache_name(m->s), obj);
     }
-    size_t words = (m->size + 7) / 8;
-    if (words <= 128) {
-        verify_words(m, p, tag, first_word(m), words);
-        return;
-    }
-    verify_words(m, p, tag, first_word(m), 64);
-    verify_words(m, p, tag, words - 64, words);
-    for (size_t k = 64; k < words - 64; k += 64)
-        verify_words(m, p, tag, k, k + 1);
+    pattern_words(m, (unsigned char *)obj, tag, false); /* only reads */
 }
 
 static int find(const struct mcache *m, const void *obj)
