@@ -230,8 +230,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     };
     /* The cache is kept across inputs with the same configuration: its
      * device is closed at the end of each input (which drops every page),
-     * and creating one (descriptor array, flusher thread) costs more than
-     * most inputs. */
+     * and no descriptor array is mapped nor flusher thread started anew. */
     static struct bcache *kept;
     static struct bcache_config kept_cfg;
     if (kept && (kept_cfg.memory_limit != cfg.memory_limit ||

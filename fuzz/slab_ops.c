@@ -34,8 +34,8 @@
  * After every op the touched cache must validate.  At the end every live object
  * is checked and freed, and the stats must show allocs == frees, no active object.
  * The emptied caches are kept for the next input (park(): a CREATE of the same
- * slot and parameters reuses its cache), which makes inputs several times
- * cheaper; so an input's behaviour may depend on the inputs run before it.
+ * slot and parameters reuses its cache), so an input's behaviour may depend
+ * on the inputs run before it.
  *
  * Callbacks.  move(old, new): old must be a live object of the model with an
  * intact pattern, new a fresh (constructed) object; the answer is random: YES
@@ -309,15 +309,21 @@ static void shrink(struct mcache *m)
     FZ_CHECK(r >= 0, "slab_cache_shrink: %ld", r);
 }
 
-static void destroy(struct mcache *m)
+/* Free every live object, shrink, and check the cache is exactly empty. */
+static void empty_and_check(struct mcache *m)
 {
-    if (!m->s)
-        return;
     while (m->n)
         do_free(m, m->n - 1);
     shrink(m);
     check_stats(m);
     validate(m);
+}
+
+static void destroy(struct mcache *m)
+{
+    if (!m->s)
+        return;
+    empty_and_check(m);
     slab_cache_destroy(m->s);
     m->s = NULL;
 }
@@ -325,8 +331,8 @@ static void destroy(struct mcache *m)
 /* Kept across inputs: at the end of an input each slot's cache is emptied,
  * shrunk and checked (park), and the next CREATE of the same slot with the
  * same size, flags, ctor and protocol takes it back instead of creating one
- * (creating and destroying a cache costs more than most inputs).  The slot
- * matters: move's arg is the slot's model. */
+ * (no create/destroy, no fresh mappings).  The slot matters: move's arg is
+ * the slot's model. */
 static struct parked {
     struct slab_cache *s;
     size_t size;
@@ -339,11 +345,7 @@ static void park(struct mcache *m)
     struct parked *pk = &parked[m - caches];
     if (!m->s)
         return;
-    while (m->n)
-        do_free(m, m->n - 1);
-    shrink(m);
-    check_stats(m);
-    validate(m);
+    empty_and_check(m);
     if (pk->s)
         slab_cache_destroy(pk->s);
     *pk = (struct parked){ m->s, m->size, m->flags, m->ctor, m->proto };
