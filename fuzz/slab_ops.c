@@ -7,7 +7,8 @@
  * pattern derived from its tag (ctor caches: the first 8 bytes keep the ctor's
  * magic, the pattern fills the rest), so a lost, duplicated, overlapping or
  * corrupted object shows up as a pattern mismatch (objects over 1 KiB are
- * checked at both ends and every 512th byte, see verify()).  Only valid operations are
+ * written and checked at both ends and every 512th byte, see fill() and
+ * verify()).  Only valid operations are
  * issued: the allocator must never abort; any abort or model mismatch is a crash.
  *
  * Input format: a sequence of operations, each one opcode byte and its argument
@@ -32,6 +33,9 @@
  *   9 REWRITE  c, i                         give object i a new tag
  * After every op the touched cache must validate.  At the end every live object
  * is checked and freed, and the stats must show allocs == frees, no active object.
+ * The emptied caches are kept for the next input (park(): a CREATE of the same
+ * slot and parameters reuses its cache), so an input's behaviour may depend
+ * on the inputs run before it.
  *
  * Callbacks.  move(old, new): old must be a live object of the model with an
  * intact pattern, new a fresh (constructed) object; the answer is random: YES
@@ -43,6 +47,7 @@
  * replay_main.c, and ctest replays the committed corpus as a regression test.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,6 +65,7 @@
 struct mcache {
     struct slab_cache *s;
     size_t size;
+    unsigned flags;
     int ctor;
     int proto; /* 0 none, 1 move, 2 get/kick */
     unsigned n;
@@ -102,48 +108,43 @@ static uint64_t pword(uint32_t tag, size_t k)
     return x ^ (x >> 29);
 }
 
+/* The pattern words fill() writes and verify() checks: all of a small object;
+ * both ends of a large one (an overlapping object of the same size always
+ * covers one of them) and every 64th word.  Filling 32 KiB objects whole cost
+ * more than everything else an input does. */
+static void pattern_words(struct mcache *m, unsigned char *p, uint32_t tag, bool write)
+{
+    size_t words = (m->size + 7) / 8;
+    for (size_t k = first_word(m); k < words; k++) {
+        if (words > 128 && k >= 64 && k < words - 64 && k % 64) {
+            k = (k | 63) < words - 65 ? (k | 63) : words - 65; /* to the next one */
+            continue;
+        }
+        uint64_t w = pword(tag, k);
+        size_t len = m->size - 8 * k < 8 ? m->size - 8 * k : 8;
+        if (write)
+            memcpy(p + 8 * k, &w, len);
+        else
+            FZ_CHECK(memcmp(p + 8 * k, &w, len) == 0,
+                     "cache %s: object %p (tag %u) bytes %zu..%zu corrupted",
+                     slab_cache_name(m->s), (const void *)p, tag, 8 * k, 8 * k + len - 1);
+    }
+}
+
 static void fill(struct mcache *m, void *obj, uint32_t tag)
 {
-    unsigned char *p = obj;
-    for (size_t k = first_word(m); 8 * k < m->size; k++) {
-        uint64_t w = pword(tag, k);
-        size_t len = m->size - 8 * k < 8 ? m->size - 8 * k : 8;
-        memcpy(p + 8 * k, &w, len);
-    }
+    pattern_words(m, obj, tag, true);
 }
 
-static void verify_words(struct mcache *m, const unsigned char *p, uint32_t tag, size_t k0,
-                         size_t k1)
-{
-    for (size_t k = k0; k < k1 && 8 * k < m->size; k++) {
-        uint64_t w = pword(tag, k);
-        size_t len = m->size - 8 * k < 8 ? m->size - 8 * k : 8;
-        FZ_CHECK(memcmp(p + 8 * k, &w, len) == 0,
-                 "cache %s: object %p (tag %u) bytes %zu..%zu corrupted", slab_cache_name(m->s),
-                 (const void *)p, tag, 8 * k, 8 * k + len - 1);
-    }
-}
-
-/* Small objects are checked whole; large ones at both ends (an overlapping
- * object of the same size always covers one of them) and every 64th word. */
 static void verify(struct mcache *m, const void *obj, uint32_t tag)
 {
-    const unsigned char *p = obj;
     if (m->ctor) {
         uint64_t v;
-        memcpy(&v, p, sizeof v);
+        memcpy(&v, obj, sizeof v);
         FZ_CHECK(v == CTOR_MAGIC, "cache %s: object %p lost its constructed state",
                  slab_cache_name(m->s), obj);
     }
-    size_t words = (m->size + 7) / 8;
-    if (words <= 128) {
-        verify_words(m, p, tag, first_word(m), words);
-        return;
-    }
-    verify_words(m, p, tag, first_word(m), 64);
-    verify_words(m, p, tag, words - 64, words);
-    for (size_t k = 64; k < words - 64; k += 64)
-        verify_words(m, p, tag, k, k + 1);
+    pattern_words(m, (unsigned char *)obj, tag, false); /* only reads */
 }
 
 static int find(const struct mcache *m, const void *obj)
@@ -308,16 +309,46 @@ static void shrink(struct mcache *m)
     FZ_CHECK(r >= 0, "slab_cache_shrink: %ld", r);
 }
 
-static void destroy(struct mcache *m)
+/* Free every live object, shrink, and check the cache is exactly empty. */
+static void empty_and_check(struct mcache *m)
 {
-    if (!m->s)
-        return;
     while (m->n)
         do_free(m, m->n - 1);
     shrink(m);
     check_stats(m);
     validate(m);
+}
+
+static void destroy(struct mcache *m)
+{
+    if (!m->s)
+        return;
+    empty_and_check(m);
     slab_cache_destroy(m->s);
+    m->s = NULL;
+}
+
+/* Kept across inputs: at the end of an input each slot's cache is emptied,
+ * shrunk and checked (park), and the next CREATE of the same slot with the
+ * same size, flags, ctor and protocol takes it back instead of creating one
+ * (no create/destroy, no fresh mappings).  The slot matters: move's arg is
+ * the slot's model. */
+static struct parked {
+    struct slab_cache *s;
+    size_t size;
+    unsigned flags;
+    int ctor, proto;
+} parked[NCACHE];
+
+static void park(struct mcache *m)
+{
+    struct parked *pk = &parked[m - caches];
+    if (!m->s)
+        return;
+    empty_and_check(m);
+    if (pk->s)
+        slab_cache_destroy(pk->s);
+    *pk = (struct parked){ m->s, m->size, m->flags, m->ctor, m->proto };
     m->s = NULL;
 }
 
@@ -342,13 +373,25 @@ static void create(struct mcache *m, struct input *in)
     m->proto = (fl >> 4) & 3;
     if (m->proto == 3)
         m->proto = 0;
+    m->size = size;
+    m->flags = flags;
+    m->n = 0;
+    seed(m, (uint8_t)raw);
+    struct parked *pk = &parked[m - caches];
+    if (pk->s && pk->size == size && pk->flags == flags && pk->ctor == m->ctor &&
+        pk->proto == m->proto) {
+        m->s = pk->s; /* empty and shrunk, its callbacks set */
+        pk->s = NULL;
+        return;
+    }
+    if (pk->s) {
+        slab_cache_destroy(pk->s);
+        pk->s = NULL;
+    }
     char name[32];
     snprintf(name, sizeof name, "fz%u-%zu", (unsigned)(m - caches), size);
     m->s = slab_cache_create(name, size, 0, flags, m->ctor ? ctor : NULL);
     FZ_CHECK(m->s != NULL, "slab_cache_create(%zu, %#x): %s", size, flags, strerror(errno));
-    m->size = size;
-    m->n = 0;
-    seed(m, (uint8_t)raw);
     if (m->proto == 1)
         FZ_CHECK(slab_cache_set_move(m->s, move_cb, m) == 0, "set_move");
     else if (m->proto == 2)
@@ -444,7 +487,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (unsigned c = 0; c < NCACHE; c++) {
         if (caches[c].s)
             check_all(&caches[c]);
-        destroy(&caches[c]);
+        park(&caches[c]);
     }
     return 0;
 }

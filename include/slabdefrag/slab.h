@@ -46,7 +46,8 @@ typedef void (*slab_ctor_fn)(void *obj);
 
 /* Flags for slab_cache_create(). */
 #define SLAB_HWCACHE_ALIGN 0x0001u /* objects start on cache-line (64 B) boundaries */
-#define SLAB_POISON        0x0002u /* debug: poison free objects, check on alloc */
+#define SLAB_POISON        0x0002u /* debug: poison free objects, check on alloc
+                                      (not with a ctor or defrag callbacks) */
 #define SLAB_RED_ZONE      0x0004u /* debug: guard bytes around each object */
 #define SLAB_STORE_USER    0x0008u /* debug: remember alloc/free call sites */
 #define SLAB_CONSISTENCY   0x0010u /* debug: full consistency checks on every free */
@@ -172,6 +173,8 @@ const char *slabdefrag_version(void);
  * or once the purge thread has flushed idle threads' heaps.  Otherwise they may
  * lag by a thread's cached objects.
  */
+#define SLAB_MOVE_NR_RESULTS 5 /* the values of enum slab_move_result (below) */
+
 struct slab_cache_stats {
     const char *name;
     size_t object_size, slab_size;
@@ -184,7 +187,7 @@ struct slab_cache_stats {
     uint64_t defrag_objects_kicked, defrag_objects_moved, defrag_objects_refused;
     uint64_t defrag_bytes_released;
     /* Per move-callback return code (index: enum slab_move_result). */
-    uint64_t move_results[5];
+    uint64_t move_results[SLAB_MOVE_NR_RESULTS];
 };
 
 /* Fill *out.  0, or -EINVAL for a NULL argument.  out->name stays valid while s lives. */
@@ -253,8 +256,9 @@ int slab_cache_validate(struct slab_cache *s);
  * rebuilds elsewhere and frees) what it can, dropping the references get took.
  * Success is judged by the slab's in-use count afterwards.
  * Set the callbacks before the first slab_alloc of a cache without a ctor
- * (-EBUSY otherwise, because its free pointer overlays object memory); a ctor
- * cache may set them at any time.  Returns 0, -EINVAL (NULL argument) or -EBUSY.
+ * (-EBUSY otherwise, because its free pointer overlays object memory, and a
+ * poisoned cache stops poisoning so that get reads what the user left in a
+ * free object); a ctor cache may set them at any time.  Returns 0, -EINVAL (NULL argument) or -EBUSY.
  */
 typedef void *(*slab_get_fn)(struct slab_cache *s, int nr, void **objs);
 typedef void (*slab_kick_fn)(struct slab_cache *s, int nr, void **objs, void *private_data);

@@ -1,6 +1,7 @@
 /*
- * bufcache/bh_defrag.c — defragmentable buffer heads: the seed's get_buffers /
- * kick_buffers, done right.
+ * bufcache/bh_defrag.c — defragmentable buffer heads: get_buffers / kick_buffers
+ * of the original buffer_head defrag patch (Linux, 2010), with its races fixed
+ * (that naive version is kept for the race tests, bh_defrag.h).
  *
  * The slab allocator freezes a sparse slab of the "buffer_head" cache and hands
  * us its allocated buffer heads.  A buffer head cannot be moved (pages point to
@@ -9,13 +10,14 @@
  *
  *   get (no allocator lock held, slab frozen):
  *     for each bh: page = load_acquire(bh->b_page)
- *       NULL → the ring was detached: the bh is being freed; skip it (lesson 1);
+ *       NULL → the ring was detached: the bh is being freed; skip it;
  *       pin the page with get-unless-zero (0 = free or frozen: skip it);
  *       re-read b_page (acquire): if it is no longer `page`, the ring was
  *       detached meanwhile and the page may already be reused (another block,
- *       another device: the review's first point) — unpin and skip (lesson 2);
- *       if the page is already in the vector, unpin: each page once (lesson 4 —
- *       the seed's `continue` only continued its inner loop).
+ *       another device) — unpin and skip;
+ *       if the page is already in the vector, skip it before pinning: each
+ *       page once (the naive version's `continue` only continued its inner
+ *       loop).
  *     The vector now holds distinct pinned pages (entries past them are NULL).
  *   kick (no allocator lock held):
  *     for each page: skip it under writeback; trylock it (skip if busy);
@@ -24,11 +26,11 @@
  *       then, clean or not, ask the page's release routine, which decides
  *       whether the buffers may go (not if any is referenced, dirty, locked or
  *       failed, or the page is dirty/under writeback) — never "it has private
- *       data, so it has buffers" (lesson 3);
+ *       data, so it has buffers" (the naive version's test);
  *       unlock; drop our pin.
  *     Pages whose buffers stayed (dirty with a failed write, referenced, locked)
  *     keep the slab alive; the engine counts that turn as futile and asks again
- *     in a later pass, by when their writeback has usually completed (lesson 5).
+ *     in a later pass, by when their writeback has usually completed.
  *
  * Why the re-check suffices.  Buffer heads are freed only by ring detach, which
  * clears every b_page with release ordering before slab_free (bh.c).  A frozen
@@ -83,7 +85,8 @@ static bool already_pinned(void **v, int n, struct bc_page *page)
     return false;
 }
 
-/* The seed's get_buffers, kept only for the race tests (hooks->naive). */
+/* The original patch's naive get_buffers, kept only for the race tests
+ * (hooks->naive). */
 static int get_naive(int nr, void **v, const struct bh_defrag_test_hooks *hk)
 {
     int n = 0;
@@ -94,7 +97,7 @@ static int get_naive(int nr, void **v, const struct bh_defrag_test_hooks *hk)
         if (page && (page_flags(page) & PG_HAS_BUFFERS))
             for (int j = 0; j < n; j++)
                 if (page == v[j])
-                    continue; /* the seed's bug: continues the inner loop only */
+                    continue; /* its bug: continues the inner loop only */
         if (hk->after_read_page)
             hk->after_read_page(bh, page, hk->arg);
         if (page && page_get_unless_zero(page))
@@ -103,7 +106,7 @@ static int get_naive(int nr, void **v, const struct bh_defrag_test_hooks *hk)
     return n;
 }
 
-static void *get_buffers(struct slab_cache *s, int nr, void **v)
+void *bh_defrag_get(struct slab_cache *s, int nr, void **v)
 {
     const struct bh_defrag_test_hooks *hk = atomic_load(&test_hooks);
     if (hk && hk->naive) {
@@ -148,7 +151,7 @@ static void kick_locked_page(struct bc_page *p, bool naive)
             count(&counters.written, 1);
     }
     if (naive && !(page_flags(p) & PG_HAS_BUFFERS))
-        return; /* the seed: "has private data" stands for "has buffers" */
+        return; /* naive: "has private data" stands for "has buffers" */
     int freed = page_release_buffers(p, 1);
     if (freed > 0) {
         count(&counters.released, 1);
@@ -158,7 +161,7 @@ static void kick_locked_page(struct bc_page *p, bool naive)
     }
 }
 
-static void kick_buffers(struct slab_cache *s, int nr, void **v, void *private_data)
+void bh_defrag_kick(struct slab_cache *s, int nr, void **v, void *private_data)
 {
     const struct bh_defrag_test_hooks *hk = private_data;
     for (int i = 0; i < nr; i++) {
@@ -181,5 +184,5 @@ static void kick_buffers(struct slab_cache *s, int nr, void **v, void *private_d
 
 int bh_defrag_register(struct slab_cache *bh_cache)
 {
-    return slab_cache_setup_defrag(bh_cache, get_buffers, kick_buffers);
+    return slab_cache_setup_defrag(bh_cache, bh_defrag_get, bh_defrag_kick);
 }

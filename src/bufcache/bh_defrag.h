@@ -11,16 +11,27 @@
  * right after creating the cache).  0 or -errno. */
 int bh_defrag_register(struct slab_cache *bh_cache);
 
+/* The callbacks bh_defrag_register sets (slab.h's evict protocol): get turns a
+ * vector of buffer heads into distinct pinned pages, kick writes back and
+ * releases them and drops the pins.  Exposed so that a test can drive them on
+ * a vector it builds, without the allocator (tests/bufcache/defrag_hooks). */
+void *bh_defrag_get(struct slab_cache *s, int nr, void **v);
+void bh_defrag_kick(struct slab_cache *s, int nr, void **v, void *private_data);
+
 /*
- * Test-only.  Hooks run at the points where the review's races happen; a test
+ * Test-only.  Hooks run at the points where the three races of a naive get
+ * happen (a: the page is freed and reused for another block, b: for another
+ * device's block, c: eviction drops the ring, between get reading b_page and
+ * pinning the page); a test
  * sets them to free a buffer head, evict or reuse its page, or attach another
  * device's buffers, exactly between two steps of get or kick.
  *   after_read_page: get has read bh->b_page == page, and not yet pinned it.
  *   kick_page:       kick is about to act on page (write back or release).
- * `naive` != 0 switches to the seed's logic (2010 patch as posted): no re-check
+ * `naive` != 0 switches to the naive logic of the original buffer_head defrag
+ * patch (Linux, 2010, get_buffers/kick_buffers as posted): no re-check
  * of b_page after pinning, the broken de-duplication, and "has private data"
  * (PG_HAS_BUFFERS) instead of asking the release routine.  It exists only so the
- * race tests can show that they catch what the review described.
+ * race tests can show that they catch those three races.
  */
 struct bh_defrag_test_hooks {
     void (*after_read_page)(struct bh_impl *bh, struct bc_page *page, void *arg);

@@ -93,23 +93,28 @@ static int fault_check(struct bdev_map *m, enum bdev_io_op op, size_t *len)
 
 /* ---- I/O ------------------------------------------------------------------------ */
 
-int dev_read(struct bdev_map *m, uint64_t offset, void *buf, size_t len)
+/* One read or write of len bytes at offset, resumed after short transfers and
+ * EINTR; each system call is counted (ops_stat) and each failure (err_stat). */
+static int dev_io(struct bdev_map *m, enum bdev_io_op op, uint64_t offset, char *buf, size_t len)
 {
     struct bcache *bc = m->bc;
+    enum bc_stat ops_stat = op == BDEV_IO_READ ? ST_READS : ST_WRITES;
+    enum bc_stat err_stat = op == BDEV_IO_READ ? ST_READ_ERRORS : ST_WB_ERRORS;
     size_t done = 0;
     while (done < len) {
         size_t want = len - done;
-        int err = fault_check(m, BDEV_IO_READ, &want);
-        bc_count(bc, ST_READS, 1);
+        int err = fault_check(m, op, &want);
+        bc_count(bc, ops_stat, 1);
         if (err) {
-            bc_count(bc, ST_READ_ERRORS, 1);
+            bc_count(bc, err_stat, 1);
             return err;
         }
-        ssize_t n = pread(m->fd, (char *)buf + done, want, (off_t)(offset + done));
+        ssize_t n = op == BDEV_IO_READ ? pread(m->fd, buf + done, want, (off_t)(offset + done))
+                                       : pwrite(m->fd, buf + done, want, (off_t)(offset + done));
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0) {
-            bc_count(bc, ST_READ_ERRORS, 1);
+            bc_count(bc, err_stat, 1);
             return n < 0 ? -errno : -EIO;
         }
         done += (size_t)n;
@@ -117,28 +122,14 @@ int dev_read(struct bdev_map *m, uint64_t offset, void *buf, size_t len)
     return 0;
 }
 
+int dev_read(struct bdev_map *m, uint64_t offset, void *buf, size_t len)
+{
+    return dev_io(m, BDEV_IO_READ, offset, buf, len);
+}
+
 int dev_write(struct bdev_map *m, uint64_t offset, const void *buf, size_t len)
 {
-    struct bcache *bc = m->bc;
-    size_t done = 0;
-    while (done < len) {
-        size_t want = len - done;
-        int err = fault_check(m, BDEV_IO_WRITE, &want);
-        bc_count(bc, ST_WRITES, 1);
-        if (err) {
-            bc_count(bc, ST_WB_ERRORS, 1);
-            return err;
-        }
-        ssize_t n = pwrite(m->fd, (const char *)buf + done, want, (off_t)(offset + done));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            bc_count(bc, ST_WB_ERRORS, 1);
-            return n < 0 ? -errno : -EIO;
-        }
-        done += (size_t)n;
-    }
-    return 0;
+    return dev_io(m, BDEV_IO_WRITE, offset, (char *)buf, len); /* only read from */
 }
 
 int dev_flush(struct bdev_map *m)

@@ -18,19 +18,47 @@
  *    page may always be read, and get-unless-zero on it is safe.
  *    buffer head: allocated from the "buffer_head" slab cache when a ring is
  *    built, attached (b_page set) until the ring is released, then freed.
- * 2. Locking (order: bh lock -> page lock -> bc->clock_lock -> map->dirty_lock
- *    -> index stripe lock -> bc->free_lock; bc->lock is taken with none held).
- *    page->flags PG_LOCKED: protects page->buffers transitions (ring attach and
- *      release) and the saved uptodate mask.  Other page flags are atomic bits.
- *    bh->b_state BH_LOCK: the block's data against writeback and other writers.
- *    PG_WRITEBACK: one writer of a page at a time; its holder only trylocks
- *      blocks, so waiting for it is safe while holding block locks.
- *    index stripe lock: bucket chain insert/remove; lookups take no lock.
- *    map->dirty_lock: the map's dirty list (dirty_prev/next, dirtied_at,
- *      PG_ON_LIST).  bc->free_lock: free lists (free_next) and nr_inited growth.
- *    bc->clock_lock: the clock hand.  bc->lock: the map list, handles.
- *    registry.c: registry_lock (live caches) and handles_lock (live handles,
- *    taken under bc->lock); its fork hooks hold every mutex above across fork().
+ * 2. Locking.  Lock order of the buffer cache (take a lock only while holding
+ *    locks above it; slab_alloc/slab_free of buffer heads happen under these,
+ *    so the slab layer's allocation locks, src/slab/internal.h, come after):
+ *     1. registry.c registry_lock  the live-cache array (leaf in normal use;
+ *                                  first in the fork hooks)
+ *     2. bh.c bh_cache_lock        the global "buffer_head" slab cache pointer
+ *                                  and its user count (create/destroy of it)
+ *     3. bc->pass_lock             one flusher pass (writeback.c flusher_pass);
+ *                                  bdev_close takes and drops it to wait out a
+ *                                  pass that picked its map; bcache_validate
+ *                                  holds it to keep the flusher out
+ *     4. bc->lock                  bc->maps, next_map_id, map->handles, map
+ *                                  ->next, map->closing changes.  Taken alone or
+ *                                  with pass_lock held (writeback.c flusher_pass,
+ *                                  cache.c bcache_validate); never with a page or
+ *                                  block lock held
+ *     5. registry.c handles_lock   the live-handle tree and the closed-handle
+ *                                  ring; taken under bc->lock when a handle is
+ *                                  made, alone otherwise
+ *     6. bh->b_state BH_LOCK       the block's data against writeback and other
+ *                                  writers (a futex bit)
+ *     7. page->flags PG_LOCKED     page->buffers transitions (ring attach and
+ *                                  release) and the saved uptodate mask (a
+ *                                  futex bit).  PG_WRITEBACK: one writer of a
+ *                                  page at a time; its holder only trylocks
+ *                                  blocks, so waiting for it is safe while
+ *                                  holding block locks.  Other page flags are
+ *                                  atomic bits
+ *     8. bc->clock_lock            the clock hand
+ *     9. map->dirty_lock           the map's dirty list (dirty_prev/next,
+ *                                  dirty_head/tail, dirtied_at, PG_ON_LIST)
+ *    10. index stripe lock         bucket chain insert/remove; lookups take none
+ *    11. bc->free_lock             free lists (linked through dirty_next),
+ *                                  nr_free_warm/cold, nr_inited growth
+ *    12. bc->flush_lock            flush_stop, flush_kicked, flusher_gone,
+ *                                  flush_cond (leaf: the flusher drops it
+ *                                  before a pass)
+ *    The fork hooks (registry.c) take 1-2, then per cache 3, 4, 8, 9, 10, 11,
+ *    12, then 5 — the same relative order.  bh_defrag.c's get/kick run under the
+ *    slab layer's defrag_lock of the buffer_head cache with no bufcache mutex
+ *    held, and only trylock pages.
  * 3. References (the one paragraph).  The index holds one reference on every
  *    cached page.  Every other reference is temporary and counted in
  *    page->refcount: a lookup takes one with get-unless-zero (0 means free or
@@ -219,7 +247,7 @@ struct bcache {
     _Atomic uint64_t bh_live;
     _Atomic uint64_t nr_cached;
     _Atomic uint64_t nr_dirty;
-    _Atomic uint32_t writer_pins;  /* pins held by collect_dirty() batches (reclaim.c) */
+    _Atomic uint32_t writer_pins;  /* pins held by collect_dirty() batches (writeback.c) */
     size_t bh_size;                /* slab object size of a buffer head */
     size_t index_bytes;
     struct slab_cache *bh_cache;
@@ -227,13 +255,13 @@ struct bcache {
     pthread_mutex_t clock_lock;
     uint32_t clock_hand;
 
-    pthread_mutex_t lock;          /* maps, handles */
+    pthread_mutex_t lock;          /* maps, next_map_id, map handles (order 4) */
     struct bdev_map *maps;
     uint32_t next_map_id;
 
     pthread_t flusher;
-    pthread_mutex_t pass_lock;     /* held by the flusher during one pass */
-    pthread_mutex_t flush_lock;
+    pthread_mutex_t pass_lock;     /* held by the flusher during one pass (order 3) */
+    pthread_mutex_t flush_lock;    /* the four fields below (order 12) */
     pthread_cond_t flush_cond;
     bool flush_stop;               /* flush_lock */
     bool flush_kicked;             /* flush_lock */
@@ -285,7 +313,7 @@ void bc_word_clear_wake(_Atomic uint32_t *word, uint32_t bit, uint32_t waiters_b
 /* ---- page.c: descriptors, references, lock, index ------------------------------- */
 
 /*
- * Hooks for the buffer_head defrag (get/kick) of the next issue, and for
+ * Used by the buffer_head defrag (get/kick, bh_defrag.c) and by
  * reclaim.  page_get_unless_zero: pin a page unless it is free or frozen
  * (acquire).  page_put: drop a pin (release); the count never reaches 0 this way.
  */
@@ -372,7 +400,7 @@ enum wb_mode { WB_NOWAIT, WB_SYNC };
  * 0 or the first write error.
  */
 int page_writeback(struct bcache *bc, struct bc_page *p, enum wb_mode mode);
-/* Kick's entry point: writeback without blocking (the next issue). */
+/* bh_defrag.c kick's entry point: writeback without blocking. */
 int page_start_writeback_nowait(struct bc_page *p);
 void page_mark_dirty(struct bcache *bc, struct bc_page *p);
 void dirty_list_remove_locked(struct bcache *bc, struct bdev_map *m, struct bc_page *p);

@@ -8,7 +8,7 @@
  *    names a handle closed twice.
  * 2. Locking.  registry_lock protects the cache array; handles_lock the handle
  *    tree and the ring (it is taken under bc->lock when a handle is made).  Both
- *    are leaves outside the fork hooks.
+ *    are leaves outside the fork hooks (internal.h: lock order 1 and 5).
  * 3. Misuse.  bdev_close of a handle that is not live (closed already, or by
  *    bcache_destroy) aborts with "bufcache: bdev_close(PTR): handle already
  *    closed (device MAJ:MIN inode N)" or "not an open handle", before anything

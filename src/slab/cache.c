@@ -25,7 +25,8 @@
  *    outside regardless.
  * 4. Slab size rule: the smallest power of two from 4 KiB to 256 KiB that holds
  *    at least 8 objects with at most 1/8 of the slab wasted (header + tail);
- *    if none does, 256 KiB.  Examples: 64 B → 4 KiB (63 objects), 256 B → 4 KiB
+ *    if none does, 256 KiB.  Examples: 64 B → 4 KiB (62 objects:
+ *    the 128 B header takes two), 256 B → 4 KiB
  *    (15), 1 KiB → 16 KiB (15), 8 KiB → 128 KiB (15), 32 KiB → 256 KiB (7).
  * 5. Destroy first takes the cache off the list (lookups, the stats endpoint and
  *    reclaimers no longer find it; those that pinned it before are waited for),
@@ -221,12 +222,7 @@ static void cache_unlist(struct slab_cache *s)
         t = t->next_cache;
     if (!t)
         report_not_live(s); /* abort: nothing of s may be read */
-    if (s->prev_cache)
-        s->prev_cache->next_cache = s->next_cache;
-    else
-        cache_list = s->next_cache;
-    if (s->next_cache)
-        s->next_cache->prev_cache = s->prev_cache;
+    DLIST_UNLINK(&cache_list, s, next_cache, prev_cache);
     s->next_cache = s->prev_cache = NULL;
     pthread_mutex_unlock(&cache_list_lock);
 }
@@ -248,7 +244,7 @@ void slab_cache_destroy(struct slab_cache *s)
         return;
     pthread_rwlock_rdlock(&destroy_rw);
     cache_unlist(s);
-    slab_defrag_forget(s);
+    slab_defrag_mark_dying_and_wait(s);
     heap_orphan_all(s);
     pthread_mutex_lock(&s->lock);
     uint64_t allocs, frees;

@@ -7,7 +7,8 @@
  * state is STATE_FREE or STATE_ALLOCATED; anything else means the metadata was
  * overwritten.  Poison (P): a free object holds 0x6b bytes with 0xa5 last (as
  * SLUB); slab_alloc checks the pattern.  A ctor cache is never poisoned (its
- * objects must keep their constructed state).  Every report names the cache, the
+ * objects must keep their constructed state), nor a cache with defrag callbacks
+ * (their get/move read free objects, e.g. a refcount).  Every report names the cache, the
  * object and what was wrong, with the call sites when U is on, then aborts.
  * The metadata is owned like the free pointer: whoever owns the slot's slab (or
  * the object's user while allocated) — no locking of its own.
@@ -110,7 +111,15 @@ static _Noreturn void debug_report(struct slab_cache *s, void *obj, const char *
     abort();
 }
 
-static bool poisonable(const struct slab_cache *s) { return (s->flags & SLAB_POISON) && !s->ctor; }
+/* Not a ctor cache (constructed state is kept across free/alloc), nor a cache
+ * with defrag callbacks: their get/move may read a free object (get-unless-zero
+ * on a refcount), and poison would look like a live reference.  Callbacks are
+ * set before the first slab exists (defrag_api.c), so an object is poisoned
+ * either always or never. */
+static bool poisonable(const struct slab_cache *s)
+{
+    return (s->flags & SLAB_POISON) && !s->ctor && !cache_has_callbacks(s);
+}
 
 static void poison(struct slab_cache *s, void *obj)
 {

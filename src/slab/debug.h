@@ -4,7 +4,8 @@
  * F  SLAB_CONSISTENCY  every free checks the object's allocation state: any double
  *                      free, however delayed, is caught
  * Z  SLAB_RED_ZONE     8 guard bytes after each object, checked on free and alloc
- * P  SLAB_POISON       free objects filled with a pattern, checked on alloc
+ * P  SLAB_POISON       free objects filled with a pattern, checked on alloc (not
+ *                      in ctor caches nor in caches with defrag callbacks)
  * U  SLAB_STORE_USER   alloc/free call sites kept and shown in every report
  * Any debug flag gives each slot a metadata word (allocation state), so double
  * frees are always caught in debug caches.  A debug cache never takes the

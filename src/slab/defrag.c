@@ -88,9 +88,9 @@
  *    bin ("treated as full": allocations, and passes as a destination, fill it)
  *    and is never a candidate until it empties or slab_cache_shrink clears the
  *    marks.  A turn after which the slab is still in use (LATER, DONT_KNOW, a kick
- *    that freed nothing) counts in slab->later_count; at 3 (illumos'
+ *    that freed nothing) counts in slab->futile_turns; at 3 (illumos'
  *    KMEM_DISBELIEF) it is treated as NO.  A pass that emptied no slab raises the
- *    cache's back-off (defrag_bg.c skips it for 1, 2, 4 .. 64 rounds).
+ *    cache's back-off (defrag_bg.c skips it for 2, 4 .. 64 rounds).
  *
  * 8. Observability.  dstat: passes, scanned (slabs frozen), freed (slabs
  *    released), kicked / moved / refused objects, bytes released, and one counter
@@ -148,11 +148,6 @@ uint64_t defrag_now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static bool has_callbacks(const struct slab_cache *s)
-{
-    return s->move || (s->get && s->kick);
-}
-
 /* ---- slabs owned by the pass ----------------------------------------------- */
 
 /* Make the pass the owner of a LISTED slab already off its list (cache->lock
@@ -163,7 +158,7 @@ static void pass_own(struct pass *p, struct slab *sl)
     atomic_store_explicit(&sl->owner, &p->owner, relaxed);
     uint64_t old = atomic_load(&sl->xfree);
     while (!atomic_compare_exchange_weak(&sl->xfree, &old,
-                                         xf_make(ST_OWNED, xf_count(old), xf_head(old))))
+                                         xf_make(SS_OWNED, xf_count(old), xf_head(old))))
         ;
 }
 
@@ -237,7 +232,7 @@ static struct slab *freeze_candidate(struct pass *p)
 static bool is_candidate(struct pass *p, struct slab *sl)
 {
     struct slab_cache *s = p->s;
-    return slab_is_live_of(sl, s) && xf_state(atomic_load(&sl->xfree)) == ST_LISTED &&
+    return slab_is_live_of(sl, s) && xf_state(atomic_load(&sl->xfree)) == SS_LISTED &&
            sl->list == LIST_PARTIAL && !(sl->defrag_flags & SLAB_DF_NOMOVE) &&
            live_objects(sl) * 100u < p->threshold * s->objects;
 }
@@ -302,10 +297,10 @@ static bool collect_candidates(struct pass *p, bool forget)
         struct slab *sl = a[i];
         if (i + 8 < m)
             __builtin_prefetch(a[i + 8], 1);
-        if (forget && (sl->defrag_flags & SLAB_DF_NOMOVE || sl->later_count)) {
+        if (forget && (sl->defrag_flags & SLAB_DF_NOMOVE || sl->futile_turns)) {
             /* shrink: "unmovable until the cache is shrunk" */
             sl->defrag_flags &= (uint8_t)~SLAB_DF_NOMOVE;
-            sl->later_count = 0;
+            sl->futile_turns = 0;
         }
         if (is_candidate(p, sl))
             a[n++] = sl;
@@ -364,7 +359,7 @@ static struct slab *freeze_next_ordered(struct pass *p)
  * dropped and slots are handed out in address order. */
 static void reuse_spare(struct pass *p, struct slab *sl)
 {
-    atomic_store(&sl->xfree, xf_make(ST_OWNED, 0, 0));
+    atomic_store(&sl->xfree, xf_make(SS_OWNED, 0, 0));
     sl->freelist = NULL;
     slab_set_inuse(sl, 0);
     p->dest_bump = 0;
@@ -602,12 +597,12 @@ static void end_turn(struct pass *p, struct slab *sl)
     if (live_objects(sl) == 0) {
         p->nr_emptied++;
         sl->defrag_flags = 0; /* an emptied slab is movable again */
-        sl->later_count = 0;
+        sl->futile_turns = 0;
         p->spare[p->nr_spare++] = (struct os_slab_ref){ .base = sl, .seg = sl->seg };
         return;
     }
     slab_merge_remote(p->s, sl);
-    if (++sl->later_count >= DEFRAG_DISBELIEF)
+    if (++sl->futile_turns >= DEFRAG_DISBELIEF)
         sl->defrag_flags |= SLAB_DF_NOMOVE;
     sl->next = p->done;
     p->done = sl;
@@ -732,7 +727,7 @@ long defrag_pass(struct slab_cache *s, const struct defrag_request *rq, struct d
     release_empties(s, rq->release_all_empty, rq->deadline_ns && rq->forget_refusals,
                     rq->forget_refusals);
     long rc = 0;
-    if (has_callbacks(s)) {
+    if (cache_has_callbacks(s)) {
         struct pass p = { .s = s, .threshold = rq->fill_percent };
         p.owner.is_defrag = true;
         p.vec = meta_alloc(sizeof(void *) * s->objects);

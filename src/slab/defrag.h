@@ -30,6 +30,15 @@ long defrag_pass(struct slab_cache *s, const struct defrag_request *rq, struct d
 uint64_t defrag_now_ns(void);
 bool defrag_in_pass(void); /* this thread runs a pass's callbacks */
 
+/* defrag_bg.c: the background defragmenter's back-off (bg_lock inside).
+ * defrag_update_backoff after a pass: the n-th fruitless pass in a row (one
+ * that froze slabs and emptied none) makes the cache skip min(2^n, 2^6) rounds;
+ * a pass that emptied a slab clears it.  defrag_backing_off consumes one
+ * round: true if the cache is to be skipped this round. */
+#define DEFRAG_BACKOFF_MAX_SHIFT 6
+void defrag_update_backoff(struct slab_cache *s, const struct defrag_result *res);
+bool defrag_backing_off(struct slab_cache *s);
+
 /* defrag_bg.c: pin every live cache (skipping dying ones) / drop the pins. */
 size_t cache_pin_all(struct slab_cache ***out);
 void cache_unpin_all(struct slab_cache **v, size_t n);

@@ -6,8 +6,10 @@
  *
  * 1. Registration.  Callbacks may read free objects (a refcount, b_page), so a
  *    cache with callbacks keeps its free pointer outside the object — or where
- *    the owner placed it (slab_cache_set_freeptr_offset) — and the layout can
- *    only change before the first slab exists (-EBUSY after).  Both locks are
+ *    the owner placed it (slab_cache_set_freeptr_offset) — and is never
+ *    poisoned (debug P leaves its free objects as their user left them); the
+ *    layout and the poisoning can only change before the first slab exists
+ *    (-EBUSY after).  Both locks are
  *    taken (defrag_lock, then cache->lock: the engine's order), so no pass sees
  *    half-registered callbacks.
  * 2. Triggers.  slab_cache_defrag(s, fill): one pass over slabs below fill%,
@@ -19,20 +21,27 @@
  */
 #include <errno.h>
 
+#include "debug.h"
 #include "defrag.h"
 #include "inuse.h"
 
 /* ---- registration -------------------------------------------------------- */
 
 /* Callbacks read freed objects, so the free pointer must live outside them,
- * or where the owner placed it (slab_cache_set_freeptr_offset). */
-static int make_fp_outside(struct slab_cache *s)
+ * or where the owner placed it (slab_cache_set_freeptr_offset), and a poisoned
+ * cache (SLABDEFRAG_DEBUG=P, no constructor) stops poisoning (debug.c): a get
+ * doing get-unless-zero on a just-freed object would read the poison as a
+ * reference count.  Both must hold for every object, so a change is only
+ * possible before the first slab exists. */
+static int prepare_for_callbacks(struct slab_cache *s)
 {
-    if (s->fp_outside || (s->flags & SLAB_CACHE_FP_PLACED))
+    bool fp_ok = s->fp_outside || (s->flags & SLAB_CACHE_FP_PLACED);
+    bool poisoned = (s->flags & SLAB_POISON) && !s->ctor && !cache_has_callbacks(s);
+    if (fp_ok && !poisoned)
         return 0;
     if (atomic_load(&s->nr_slabs) != 0 || s->heaps)
         return -EBUSY;
-    return cache_compute_layout(s, true);
+    return fp_ok ? 0 : cache_compute_layout(s, true);
 }
 
 static int set_callbacks(struct slab_cache *s, slab_get_fn get, slab_kick_fn kick, slab_move_fn move,
@@ -40,7 +49,7 @@ static int set_callbacks(struct slab_cache *s, slab_get_fn get, slab_kick_fn kic
 {
     pthread_mutex_lock(&s->defrag_lock);
     pthread_mutex_lock(&s->lock);
-    int rc = make_fp_outside(s);
+    int rc = prepare_for_callbacks(s);
     if (rc == 0) {
         if (move) {
             s->move = move;

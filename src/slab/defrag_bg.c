@@ -12,25 +12,28 @@
  *    cache_list_lock + bg_lock, skipping dying caches); so does the stats
  *    endpoint for the cache a request names (cache_find_pinned/cache_unpin).
  *    slab_cache_destroy takes the cache off the list, marks it dying and waits
- *    for pins to drop to 0 (slab_defrag_forget) before it frees anything.  So a
- *    reclaimer never touches a destroyed cache, and a request naming a cache
- *    being destroyed finds none.  Callbacks must therefore not destroy caches
+ *    for pins to drop to 0 (slab_defrag_mark_dying_and_wait) before it frees
+ *    anything.  So a reclaimer never touches a destroyed cache, and a request
+ *    naming a cache being destroyed finds none.  Callbacks must therefore not destroy caches
  *    (documented in slab.h).
  * 4. Policy and numbers (defaults in slab.h's struct slab_defrag_policy):
  *    - a cache is worth a pass when it has callbacks, is not backing off, wastes
  *      at least min_waste_bytes (256 KiB) in its partial slabs, and those free
  *      objects exceed frag_percent (12, i.e. 1/8 as illumos) of its capacity;
  *    - candidates: slabs below slab_fill_percent (30, Lameter's default ratio);
- *    - a step works until half of max_step_us has passed, then finishes the slab
- *      it is on (a slab takes ~tens of µs), keeping steps under max_step_us;
+ *    - a step works until a quarter of max_step_us has passed, then finishes
+ *      the slab it is on (a slab takes ~tens of µs); the rest of max_step_us is
+ *      headroom for ending the pass (batched releases) and that last slab;
  *    - after each step the thread sleeps cpu_used * (100 - budget) / budget, so
  *      its CPU time stays within cpu_budget_percent of wall time (Redis' 1-25%);
- *    - a pass that frees nothing doubles the cache's back-off (1, 2, 4 .. 64
- *      rounds), reset by a pass that frees something.
+ *    - a pass that frees nothing doubles the cache's back-off: after the n-th
+ *      fruitless pass in a row the cache skips min(2^n, 64) rounds (2, 4, 8,
+ *      16, 32, 64, 64 ..); a pass that frees something resets it to 0.
  *    slab_reclaim ranks caches by reclaimable bytes (empty slabs, plus the free
  *    space in partial slabs of caches with callbacks) and runs full passes (fill
  *    100%) on them, most reclaimable first, until the target is met.  A cache
- *    with nothing reclaimable costs one locked read of three counters.
+ *    with nothing reclaimable costs one short critical section of its
+ *    cache->lock (three counters and whether callbacks are set).
  * 5. Fork (fork.h, FORK_ORDER_DEFRAG).  Before fork every live cache is pinned
  *    and its defrag_lock taken (no pass is half done in the child), then
  *    cache_list_lock and bg_lock.  In the child the pins (of threads that are
@@ -118,7 +121,7 @@ void cache_unpin(struct slab_cache *s)
     pthread_mutex_unlock(&bg_lock);
 }
 
-void slab_defrag_forget(struct slab_cache *s)
+void slab_defrag_mark_dying_and_wait(struct slab_cache *s)
 {
     pthread_mutex_lock(&bg_lock);
     s->dying = true;
@@ -133,6 +136,7 @@ struct cache_measure {
     uint64_t capacity;      /* objects in all slabs */
     uint64_t free_partial;  /* free objects in partial slabs (as binned) */
     uint64_t empty_bytes;
+    bool callbacks;         /* cache_has_callbacks */
 };
 
 static void measure(struct slab_cache *s, struct cache_measure *m)
@@ -141,15 +145,8 @@ static void measure(struct slab_cache *s, struct cache_measure *m)
     m->capacity = atomic_load(&s->nr_slabs) * s->objects;
     m->free_partial = (uint64_t)s->nr_partial * s->objects - s->partial_inuse;
     m->empty_bytes = (uint64_t)s->empty.nr << s->slab_shift;
+    m->callbacks = cache_has_callbacks(s);
     pthread_mutex_unlock(&s->lock);
-}
-
-static bool callbacks_set(struct slab_cache *s)
-{
-    pthread_mutex_lock(&s->lock);
-    bool yes = s->move || (s->get && s->kick);
-    pthread_mutex_unlock(&s->lock);
-    return yes;
 }
 
 static uint64_t reclaimable_bytes(struct slab_cache *s)
@@ -157,13 +154,13 @@ static uint64_t reclaimable_bytes(struct slab_cache *s)
     struct cache_measure m;
     measure(s, &m);
     uint64_t bytes = m.empty_bytes;
-    if (callbacks_set(s))
+    if (m.callbacks)
         bytes += m.free_partial * s->stride;
     return bytes;
 }
 
 /* Consume one round of back-off; true if the cache is to be skipped. */
-static bool backing_off(struct slab_cache *s)
+bool defrag_backing_off(struct slab_cache *s)
 {
     pthread_mutex_lock(&bg_lock);
     bool skip = s->defrag_backoff > 0;
@@ -173,12 +170,14 @@ static bool backing_off(struct slab_cache *s)
     return skip;
 }
 
-static void update_backoff(struct slab_cache *s, const struct defrag_result *res)
+/* After a pass: the n-th fruitless pass in a row sets min(2^n, 64) rounds to
+ * skip; a pass that emptied a slab clears it. */
+void defrag_update_backoff(struct slab_cache *s, const struct defrag_result *res)
 {
     pthread_mutex_lock(&bg_lock);
     if (res->scanned && !res->emptied) {
         unsigned f = atomic_load(&s->defrag_fruitless);
-        f = f < 6 ? f : 6;
+        f = f < DEFRAG_BACKOFF_MAX_SHIFT ? f : DEFRAG_BACKOFF_MAX_SHIFT;
         s->defrag_backoff = 1u << f;
     } else if (res->emptied) {
         s->defrag_backoff = 0;
@@ -215,14 +214,14 @@ long slab_reclaim(size_t target_bytes)
     for (size_t i = 0; i < n && (size_t)total < target_bytes; i++) {
         if (r[i].bytes == 0)
             break; /* sorted: nothing reclaimable from here on */
-        if (backing_off(r[i].s))
+        if (defrag_backing_off(r[i].s))
             continue;
         struct defrag_request rq = { .fill_percent = 100, .flush_own_heap = true,
                                      .release_all_empty = true, .trylock = true };
         struct defrag_result res;
         if (defrag_pass(r[i].s, &rq, &res) > 0)
             total += res.bytes;
-        update_backoff(r[i].s, &res);
+        defrag_update_backoff(r[i].s, &res);
     }
     free(r);
     cache_unpin_all(v, n);
@@ -251,15 +250,15 @@ static uint64_t thread_cpu_ns(void)
 
 static bool worth_a_pass(struct slab_cache *s, const struct slab_defrag_policy *p)
 {
-    if (!callbacks_set(s))
-        return false;
     struct cache_measure m;
     measure(s, &m);
+    if (!m.callbacks)
+        return false;
     if (m.free_partial * s->stride < p->min_waste_bytes)
         return false;
     if (m.free_partial * 100 <= (uint64_t)p->frag_percent * m.capacity)
         return false;
-    return !backing_off(s);
+    return !defrag_backing_off(s);
 }
 
 /* Wait up to ms on the stop pipe (and PSI); returns false when asked to stop. */
@@ -294,7 +293,7 @@ static bool bg_work_cache(struct slab_cache *s, const struct slab_defrag_policy 
             atomic_store(&bg.longest_step_wall_ns, step);
         if (rc > 0)
             atomic_fetch_add(&bg.bytes, (uint64_t)rc);
-        update_backoff(s, &res);
+        defrag_update_backoff(s, &res);
         uint64_t sleep_ns = cpu * (100u - p->cpu_budget_percent) / p->cpu_budget_percent;
         if (!bg_wait((unsigned)(sleep_ns / 1000000u) + (sleep_ns % 1000000u ? 1 : 0), false))
             return false;

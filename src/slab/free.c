@@ -129,15 +129,15 @@ void slab_free_unowned(struct slab_cache *s, struct heap *h, struct slab *sl, vo
     unsigned inuse;
     for (;;) {
         unsigned st = xf_state(old);
-        if (st == ST_FULL && h) {
-            if (atomic_compare_exchange_weak_explicit(&sl->xfree, &old, xf_make(ST_OWNED, 0, 0),
+        if (st == SS_FULL && h) {
+            if (atomic_compare_exchange_weak_explicit(&sl->xfree, &old, xf_make(SS_OWNED, 0, 0),
                                                       memory_order_acquire, relaxed)) {
                 claim_full(s, h, sl, obj);
                 return;
             }
             continue;
         }
-        if (st == ST_OWNED && xf_delay(old) == DF_ARMED) {
+        if (st == SS_OWNED && xf_delay(old) == DF_ARMED) {
             if (atomic_compare_exchange_weak_explicit(&sl->xfree, &old, xf_with_delay(old, DF_FREEING),
                                                       memory_order_acquire, relaxed)) {
                 delayed_push(s, sl, obj);
@@ -155,18 +155,18 @@ void slab_free_unowned(struct slab_cache *s, struct heap *h, struct slab *sl, vo
             slab_report_bad_free(s, obj, "double free", " (object already on the remote free list)");
         fp_set(s, obj, head ? slab_obj(s, sl, head - 1) : NULL);
         /* Without a heap (ENOMEM) a FULL slab is listed instead of claimed. */
-        new = xf_make(st == ST_FULL ? ST_LISTED : st, xf_count(old) + 1, idx + 1) |
+        new = xf_make(st == SS_FULL ? SS_LISTED : st, xf_count(old) + 1, idx + 1) |
               (old & XF_DELAY_MASK);
         if (atomic_compare_exchange_weak_explicit(&sl->xfree, &old, new, memory_order_seq_cst,
                                                   relaxed))
             break;
     }
-    if (xf_state(old) == ST_FULL) {
+    if (xf_state(old) == SS_FULL) {
         pthread_mutex_lock(&s->lock);
         cache_partial_add(s, sl);
         cache_settle_listed(s, sl);
         pthread_mutex_unlock(&s->lock);
-    } else if (xf_state(new) == ST_LISTED) {
+    } else if (xf_state(new) == SS_LISTED) {
         if (unlikely(xf_count(new) > inuse))
             slab_report_bad_free(s, obj, "double free", " (more frees than allocated objects)");
         /* A settle that drained just before our push stores its new inuse after
@@ -190,7 +190,7 @@ static __attribute__((noinline)) void slab_free_other(struct slab_cache *s, stru
     if (h && !heap_enter(h))
         heap_wait_thief(h);
     if (h && atomic_load_explicit(&sl->owner, relaxed) == h && sl != h->active &&
-        xf_state(atomic_load_explicit(&sl->xfree, relaxed)) == ST_OWNED)
+        xf_state(atomic_load_explicit(&sl->xfree, relaxed)) == SS_OWNED)
         heap_free_local(s, h, sl, obj);
     else
         slab_free_unowned(s, h, sl, obj, idx);

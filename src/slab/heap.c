@@ -398,12 +398,7 @@ static void heap_retire(struct heap *h)
     pthread_mutex_lock(&s->lock);
     s->retired_allocs += atomic_load_explicit(&h->allocs, relaxed);
     s->retired_frees += atomic_load_explicit(&h->frees, relaxed);
-    if (h->prev)
-        h->prev->next = h->next;
-    else
-        s->heaps = h->next;
-    if (h->next)
-        h->next->prev = h->prev;
+    DLIST_UNLINK(&s->heaps, h, next, prev);
     pthread_mutex_unlock(&s->lock);
 }
 

@@ -1,7 +1,7 @@
 /*
  * slab/internal.h — the slab core's types, shared by the files of src/slab/.
  *
- * Glossary (see also ../../include/slabdefrag/slab.h and the spec's glossary):
+ * Glossary (see also ../../include/slabdefrag/slab.h):
  *   segment  4 MiB aligned region from mmap, cut into slabs of one size (os.c).
  *   slab     2^slab_shift bytes (4 KiB .. 256 KiB), aligned to its size; a header
  *            (struct slab) at its start, then objects_per_slab objects (slab.c).
@@ -111,7 +111,8 @@
 #define SEGMENT_SIZE    ((size_t)1 << SEGMENT_SHIFT)
 #define SLAB_MIN_SHIFT  12 /* 4 KiB */
 #define SLAB_MAX_SHIFT  18 /* 256 KiB */
-#define SLAB_MAX_CACHES 512
+#define SLAB_MAX_CACHES SLAB_MAX_LIVE_CACHES /* cache ids: heap table and id bitmap */
+_Static_assert(SLAB_MAX_CACHES % 64 == 0, "the id bitmap (cache.c) has 64 ids per word");
 #define SLAB_MAGIC      0x51ab5eedu
 #define HEAP_EMPTY_KEEP 1 /* empty slabs a heap keeps on its partial list */
 #define HEAP_LFREE_MAX 64 /* objects a heap caches from its non-active slabs (heap.c) */
@@ -119,14 +120,24 @@
 #define CACHE_EMPTY_RESERVE 2 /* empty slabs a cache keeps before returning them to the OS */
 #define PARTIAL_BINS 8 /* partial slabs binned by fill, in eighths (slab.c) */
 
+_Static_assert(SLAB_MOVE_DONT_KNOW + 1 == SLAB_MOVE_NR_RESULTS,
+               "SLAB_MOVE_NR_RESULTS counts the slab_move_result values");
+
 /* --- xfree word ---------------------------------------------------------- */
-enum slab_state { ST_OWNED = 1, ST_FULL = 2, ST_LISTED = 3 };
+/* A slab's state (SS_: slab state; the buffer cache's ST_* are statistics). */
+enum slab_state { SS_OWNED = 1, SS_FULL = 2, SS_LISTED = 3 };
 enum slab_delay { DF_NORMAL = 0, DF_ARMED = 1, DF_FREEING = 2 };
 #define XF_HEAD_BITS  20
 #define XF_COUNT_BITS 20
 #define XF_HEAD_MASK  ((UINT64_C(1) << XF_HEAD_BITS) - 1)
 #define XF_COUNT_MASK ((UINT64_C(1) << XF_COUNT_BITS) - 1)
 #define XF_STATE_SHIFT (XF_HEAD_BITS + XF_COUNT_BITS)
+/* The most objects a slab can hold: the largest slab of the smallest stride
+ * (an object of at least one pointer).  The remote stack's head holds an
+ * index + 1 and its count up to every object, so both fields must fit it. */
+#define SLAB_MAX_OBJECTS (((size_t)1 << SLAB_MAX_SHIFT) / sizeof(void *))
+_Static_assert(SLAB_MAX_OBJECTS + 1 <= XF_HEAD_MASK, "xfree head field too narrow for a slab's objects");
+_Static_assert(SLAB_MAX_OBJECTS <= XF_COUNT_MASK, "xfree count field too narrow for a slab's objects");
 
 static inline unsigned xf_head(uint64_t x) { return (unsigned)(x & XF_HEAD_MASK); }
 static inline unsigned xf_count(uint64_t x) { return (unsigned)((x >> XF_HEAD_BITS) & XF_COUNT_MASK); }
@@ -173,7 +184,8 @@ struct slab {
     _Atomic uint32_t inuse;        /* owner view; written by the owner only (relaxed) */
     uint8_t list;                  /* enum slab_list_id, written by the owner (of the slab or list) */
     uint8_t defrag_flags;          /* SLAB_DF_*, under cache->lock or the freezing pass */
-    uint8_t later_count;           /* LATER answers seen by defrag for this slab */
+    uint8_t futile_turns;          /* defrag turns after which the slab was still in use
+                                      (LATER, DONT_KNOW, a kick that freed nothing) */
     uint8_t bin;                   /* partial bin while on the cache's partial lists */
     uint32_t binned_inuse;         /* inuse when binned (for cache->partial_inuse) */
     _Atomic(struct heap *) owner;  /* valid in state OWNED; written by the owner only */
@@ -186,7 +198,9 @@ struct slab {
  * One thread's state for one cache (heap.c).  The owner thread touches freelist,
  * nfree, active, partial and full inside heap_enter/heap_leave (in_op = 1); a
  * thief touches them only while it holds the heap (stolen = 1 and in_op seen 0),
- * see heap.c for the handshake.  allocs/frees are written by the owner with relaxed
+ * see heap.c for the handshake; slab_cache_destroy clears them when it orphans
+ * the heap (heap_orphan_all, under heaps_lock and cache->lock: no thread may be
+ * using a cache that is being destroyed).  allocs/frees are written by the owner with relaxed
  * stores and read by stats.  delayed is pushed onto by other threads (CAS) and
  * taken by the owner (exchange); it sits on its own cache line.  Registered on
  * cache->heaps under heaps_lock and cache->lock (either suffices to read the list).
@@ -243,7 +257,8 @@ struct slab_cache {
     _Atomic uint64_t nr_slabs;
     uint64_t retired_allocs, retired_frees; /* from heaps that went away */
 
-    /* Defragmentation (defrag.c); set under lock, read by passes. */
+    /* Defragmentation (defrag.c); set under lock before the first slab exists
+     * when the layout or poisoning depends on them (defrag_api.c), read by passes. */
     slab_get_fn get;
     slab_kick_fn kick;
     slab_move_fn move;
@@ -255,14 +270,36 @@ struct slab_cache {
     bool dying;                       /* destroy has begun (defrag_bg.c) */
     struct {
         _Atomic uint64_t passes, scanned, freed, kicked, moved, refused, bytes;
-        _Atomic uint64_t move_results[5];
+        _Atomic uint64_t move_results[SLAB_MOVE_NR_RESULTS];
     } dstat;
 
     struct slab_cache *next_cache, *prev_cache; /* global list, under cache_list_lock */
     char name[32];
 };
 
+/* A cache the engine can defragment: a move callback, or get and kick.  The
+ * fields change only under defrag_lock and cache->lock (defrag_api.c); read
+ * them under either, or from a pass. */
+static inline bool cache_has_callbacks(const struct slab_cache *s)
+{
+    return s->move || (s->get && s->kick);
+}
+
 /* --- helpers shared across files ----------------------------------------- */
+
+/* Unlink x from a doubly linked, NULL-terminated list whose first element is
+ * *headp, linked through x->NEXT and x->PREV (the slab lists, all_slabs, the
+ * cache list, cache->heaps, a pool's segments).  x's own links are left as
+ * they were. */
+#define DLIST_UNLINK(headp, x, NEXT, PREV)                 \
+    do {                                                   \
+        if ((x)->PREV)                                     \
+            (x)->PREV->NEXT = (x)->NEXT;                   \
+        else                                               \
+            *(headp) = (x)->NEXT;                          \
+        if ((x)->NEXT)                                     \
+            (x)->NEXT->PREV = (x)->PREV;                   \
+    } while (0)
 static inline struct slab_cache *slab_owner_cache(const struct slab *sl)
 {
     return atomic_load_explicit(&((struct slab *)sl)->cache, relaxed);
@@ -443,6 +480,7 @@ void purge_start_once(void);   /* first slab of the process: start the purge thr
 uint64_t purge_now_ns(void);
 
 /* defrag_bg.c */
-void slab_defrag_forget(struct slab_cache *s); /* destroy: wait until no reclaimer uses s */
+/* destroy: mark s dying (no new pins) and wait until no reclaimer uses it */
+void slab_defrag_mark_dying_and_wait(struct slab_cache *s);
 
 #endif

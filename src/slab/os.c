@@ -116,12 +116,7 @@ static struct segment *segment_new(struct pool *p, unsigned shift)
 
 static void segment_delete(struct pool *p, struct segment *seg)
 {
-    if (seg->prev)
-        seg->prev->next = seg->next;
-    else
-        p->segments = seg->next;
-    if (seg->next)
-        seg->next->prev = seg->prev;
+    DLIST_UNLINK(&p->segments, seg, next, prev);
     p->nr_segments--;
     /* The segment map keeps the old slab size until the segment is reused, so
      * a stale pointer still finds (zeroed) slab headers there. */

@@ -63,12 +63,7 @@ void slab_list_push(struct slab_list *l, struct slab *sl, enum slab_list_id id)
 
 void slab_list_remove(struct slab_list *l, struct slab *sl)
 {
-    if (sl->prev)
-        sl->prev->next = sl->next;
-    else
-        l->head = sl->next;
-    if (sl->next)
-        sl->next->prev = sl->prev;
+    DLIST_UNLINK(&l->head, sl, next, prev);
     sl->next = sl->prev = NULL;
     sl->list = LIST_NONE;
     l->nr--;
@@ -126,12 +121,7 @@ void cache_link_slab(struct slab_cache *s, struct slab *sl)
 
 void cache_unlink_slab(struct slab_cache *s, struct slab *sl)
 {
-    if (sl->all_prev)
-        sl->all_prev->all_next = sl->all_next;
-    else
-        s->all_slabs = sl->all_next;
-    if (sl->all_next)
-        sl->all_next->all_prev = sl->all_prev;
+    DLIST_UNLINK(&s->all_slabs, sl, all_next, all_prev);
     atomic_fetch_sub_explicit(&s->nr_slabs, 1, relaxed);
 }
 
@@ -191,7 +181,7 @@ struct slab *slab_new(struct slab_cache *s)
         return NULL;
     sl->objects = s->objects;
     sl->seg = seg;
-    atomic_store_explicit(&sl->xfree, xf_make(ST_OWNED, 0, 0), relaxed);
+    atomic_store_explicit(&sl->xfree, xf_make(SS_OWNED, 0, 0), relaxed);
     atomic_store_explicit(&sl->inuse, 0, relaxed);
     atomic_store_explicit(&sl->owner, NULL, relaxed);
     atomic_store_explicit(&sl->cache, s, relaxed);
@@ -199,7 +189,7 @@ struct slab *slab_new(struct slab_cache *s)
     sl->list = LIST_NONE;
     sl->defrag_flags = 0;
     sl->empty_since_ns = 0;
-    sl->later_count = 0;
+    sl->futile_turns = 0;
     sl->next = sl->prev = NULL;
     for (unsigned i = 0; i < s->objects; i++) {
         void *obj = slab_obj(s, sl, i);
@@ -303,7 +293,7 @@ struct slab *cache_take_partial(struct slab_cache *s, struct heap *h)
         atomic_store_explicit(&sl->owner, h, relaxed);
         uint64_t old = atomic_load(&sl->xfree);
         while (!atomic_compare_exchange_weak(&sl->xfree, &old,
-                                             xf_make(ST_OWNED, xf_count(old), xf_head(old))))
+                                             xf_make(SS_OWNED, xf_count(old), xf_head(old))))
             ;
         slab_merge_remote(s, sl);
     }
@@ -426,8 +416,8 @@ void cache_put_slab(struct slab_cache *s, struct slab *sl)
     if (sl->freelist == NULL) {
         /* No free object: try to leave it unowned and unlisted (FULL). */
         atomic_store_explicit(&sl->owner, NULL, relaxed);
-        uint64_t expect = xf_make(ST_OWNED, 0, 0);
-        if (atomic_compare_exchange_strong(&sl->xfree, &expect, xf_make(ST_FULL, 0, 0)))
+        uint64_t expect = xf_make(SS_OWNED, 0, 0);
+        if (atomic_compare_exchange_strong(&sl->xfree, &expect, xf_make(SS_FULL, 0, 0)))
             return;
         /* A remote free arrived meanwhile: the slab has room after all. */
     }
@@ -435,7 +425,7 @@ void cache_put_slab(struct slab_cache *s, struct slab *sl)
     atomic_store_explicit(&sl->owner, NULL, relaxed);
     uint64_t old = atomic_load(&sl->xfree);
     while (!atomic_compare_exchange_weak(&sl->xfree, &old,
-                                         xf_make(ST_LISTED, xf_count(old), xf_head(old))))
+                                         xf_make(SS_LISTED, xf_count(old), xf_head(old))))
         ;
     cache_partial_add(s, sl);
     cache_settle_listed(s, sl);
@@ -452,7 +442,7 @@ void cache_listed_maybe_empty(struct slab_cache *s, struct slab *sl)
     struct slab *chain = NULL;
     /* State first (acquire): LISTED proves a live incarnation whose fields were
      * written before it was listed; only then is its cache worth comparing. */
-    if (xf_state(atomic_load_explicit(&sl->xfree, memory_order_acquire)) == ST_LISTED &&
+    if (xf_state(atomic_load_explicit(&sl->xfree, memory_order_acquire)) == SS_LISTED &&
         slab_is_live_of(sl, s)) {
         cache_settle_listed(s, sl);
         chain = detach_empty(s, empty_keep(s));
@@ -475,7 +465,7 @@ void cache_settle_all(struct slab_cache *s, bool forget_refusals)
             next = sl->next;
             if (forget_refusals) {
                 sl->defrag_flags &= (uint8_t)~SLAB_DF_NOMOVE;
-                sl->later_count = 0;
+                sl->futile_turns = 0;
             }
             cache_settle_listed(s, sl);
             unsigned inuse = slab_inuse(sl);

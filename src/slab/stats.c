@@ -47,10 +47,12 @@ int slab_cache_get_stats(struct slab_cache *s, struct slab_cache_stats *out)
     out->defrag_objects_moved = atomic_load(&s->dstat.moved);
     out->defrag_objects_refused = atomic_load(&s->dstat.refused);
     out->defrag_bytes_released = atomic_load(&s->dstat.bytes);
-    for (int i = 0; i < 5; i++)
+    for (int i = 0; i < SLAB_MOVE_NR_RESULTS; i++)
         out->move_results[i] = atomic_load(&s->dstat.move_results[i]);
     return 0;
 }
+
+_Static_assert(SLAB_MOVE_NR_RESULTS == 5, "the JSON and table writers print five move results");
 
 static void write_json_cache(FILE *out, const struct slab_cache_stats *st, int first)
 {
@@ -153,7 +155,7 @@ static int validate_list(struct slab_cache *s, const struct slab_list *l, enum s
         int bad = 0;
         if (!slab_is_live_of(sl, s))
             return fail(s, sl, "bad header");
-        if (sl->list != id || xf_state(atomic_load(&sl->xfree)) != ST_LISTED)
+        if (sl->list != id || xf_state(atomic_load(&sl->xfree)) != SS_LISTED)
             return fail(s, sl, "wrong list or state");
         unsigned len = freelist_length(s, sl, &bad);
         if (bad || len + slab_inuse(sl) != s->objects)
@@ -207,7 +209,7 @@ long slab_cache_fill_histogram(struct slab_cache *s, uint64_t *counts, unsigned 
     pthread_mutex_lock(&s->lock);
     for (struct slab *sl = s->all_slabs; sl; sl = sl->all_next, n++) {
         uint64_t x = atomic_load(&sl->xfree);
-        unsigned inuse = xf_state(x) == ST_FULL ? s->objects : slab_inuse(sl);
+        unsigned inuse = xf_state(x) == SS_FULL ? s->objects : slab_inuse(sl);
         unsigned live = inuse > xf_count(x) ? inuse - xf_count(x) : 0;
         unsigned b = (unsigned)((uint64_t)live * nbuckets / s->objects);
         counts[b < nbuckets ? b : nbuckets - 1]++;

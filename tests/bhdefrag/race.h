@@ -26,7 +26,8 @@
  * written, and after bdev_sync the image files are compared too.
  *
  * run_race() runs the scenario twice in fresh caches: with the real get/kick
- * (must be clean) and with hooks.naive = 1, the seed's logic, where the checks
+ * (must be clean) and with hooks.naive = 1, the naive logic of
+ * the original patch (bh_defrag.h), where the checks
  * must catch a wrong-page kick.  It exits 0 only if both hold.
  */
 #ifndef SLABDEFRAG_TESTS_BHDEFRAG_RACE_H

@@ -1,5 +1,5 @@
 /*
- * race_evict: race (c) of the review — eviction drops the buffers while get is
+ * race_evict: race (c) of the naive get (bh_defrag.h) — eviction drops the buffers while get is
  * between reading bh->b_page and pinning: the page's ring is released (the
  * page stays cached) and the next access rebuilds a ring of new buffer heads
  * on the same page, which is then dirtied.
@@ -8,7 +8,7 @@
  * released with the release routine, then one of its blocks is overwritten
  * (bh_get rebuilds the ring; stamp; bh_mark_dirty).  The buffer head get read
  * is now free in the frozen slab with b_page NULL.  The real get pins the page,
- * re-reads b_page, finds NULL and skips; the seed's logic pins the page and
+ * re-reads b_page, finds NULL and skips; the naive logic pins the page and
  * kicks it (writes it back and strips the rebuilt ring) although none of the
  * frozen slab's buffer heads belongs to it any more.  Data must read back
  * right in both runs (cache and image after sync).

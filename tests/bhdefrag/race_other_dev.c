@@ -1,5 +1,5 @@
 /*
- * race_other_dev: race (b) of the review — between get reading bh->b_page and
+ * race_other_dev: race (b) of the naive get (bh_defrag.h) — between get reading bh->b_page and
  * pinning that page, the page is evicted and gets buffers of *another device*
  * opened on the same bcache, and that block is dirtied.
  *
@@ -7,7 +7,7 @@
  * victim page is evicted and a block of the second device is overwritten
  * (bh_get + stamp + bh_mark_dirty), which reuses the victim descriptor
  * (asserted).  The real get notices that b_page changed after pinning and
- * skips the page; the seed's logic pins it and kicks it: it starts writeback of
+ * skips the page; the naive logic pins it and kicks it: it starts writeback of
  * the other device's page and strips its ring — a wrong-page access that the
  * kick_page hook catches.  Both runs must keep all data of both devices right
  * (through the cache, and in the image files after bdev_sync).

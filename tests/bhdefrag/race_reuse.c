@@ -1,5 +1,5 @@
 /*
- * race_reuse: race (a) of the review — between get reading bh->b_page and
+ * race_reuse: race (a) of the naive get (bh_defrag.h) — between get reading bh->b_page and
  * pinning that page, the buffer head is freed (its page is evicted, which
  * detaches and frees the ring) and the page descriptor is reused for another
  * block of the same device.
@@ -8,7 +8,7 @@
  * and a block of an uncached page is read, which takes the victim descriptor
  * from the head of the warm free list (asserted: the same pointer).  The real
  * get pins the reused page, re-reads b_page (now NULL), unpins and skips it;
- * the seed's logic pins it and kicks a page that owns none of the frozen slab's
+ * the naive logic pins it and kicks a page that owns none of the frozen slab's
  * buffer heads, stripping the new block's ring.  Passes only if the real code
  * acts on no wrong page, the naive code is caught, and all data reads back
  * right in both runs (through the cache and from the image after sync).

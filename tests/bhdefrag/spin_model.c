@@ -1,8 +1,8 @@
 /*
  * spin_model: runs the Promela model of the buffer_head defrag protocol
  * (spin/bh_defrag.pml) through spin/run.sh: the protocol as implemented must
- * verify with 0 errors (exhaustive search), and the NAIVE variant (the seed's
- * get: no re-read of b_page after pinning, broken de-duplication) must produce
+ * verify with 0 errors (exhaustive search), and the NAIVE variant (the original
+ * patch's get: no re-read of b_page after pinning, broken de-duplication) must produce
  * a counterexample to "kick only acts on the page that owns the buffer head".
  * The repository root is found from __FILE__ (CMake passes absolute paths).
  * Exit 77 (skip) only if spin or cc is absent (scripts/install-deps.sh installs

@@ -8,7 +8,7 @@
  * At the end the image must hold every block's last version.  TSan clean.
  * Usage: concurrent_rw [seed]   (duration: $SLABDEFRAG_STRESS_SECONDS, default 2 s)
  */
-#include "bcutil.h"
+#include "bctest.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -101,7 +101,7 @@ static void run(unsigned bs, uint64_t seed, double seconds)
     s.nblocks = 64ull * (4096 / bs);
     img_create(path, s.nblocks, bs);
     s.ver = calloc(s.nblocks, sizeof *s.ver);
-    s.bc = cache_new(160 << 10, 5, 25);
+    s.bc = xbcache(160 << 10, 5, 25);
     s.dev = bdev_open(s.bc, path, bs, O_RDWR);
     CHECK(s.dev, "bdev_open: %s", strerror(errno));
     pthread_t t[WORKERS + 1];
@@ -114,7 +114,7 @@ static void run(unsigned bs, uint64_t seed, double seconds)
         pthread_join(t[i], NULL);
     CHECK(bdev_sync(s.dev) == 0, "final sync");
     CHECK(bcache_validate(s.bc) == 0, "validate");
-    struct bcache_stats st = stats_of(s.bc);
+    struct bcache_stats st = stats(s.bc);
     fprintf(stderr, "concurrent_rw bs %u: %llu ops, %llu hits, %llu misses, %llu evictions, "
                     "%llu pages written, %llu throttled\n", bs,
             (unsigned long long)atomic_load(&s.ops), (unsigned long long)st.hits,

@@ -1,67 +1,31 @@
 /*
- * defrag_hooks: the internal hooks the buffer_head defrag (get/kick, next issue)
- * will use, exercised the way it will use them.
+ * defrag_hooks: the buffer_head defrag's get and kick (bh_defrag.c, the
+ * callbacks the product registers) driven directly on vectors the test builds.
  *
- * Part 1 (one thread): get() turns a vector of buffer heads into pinned,
- * de-duplicated pages (read b_page with acquire, page_get_unless_zero, re-read
- * b_page and drop the pin if it changed); kick() skips pages under writeback,
- * trylocks, starts non-blocking writeback of dirty pages and calls the release
- * routine on clean ones.  After two kicks every unreferenced page has lost its
- * ring, referenced ones kept theirs, dirty data reached the disk, and re-reads
- * need no I/O.
- * Part 2 (threads): a kicker walks the (type-stable) page descriptors with the
- * same page-level steps while workers read and write; nothing is lost and the
- * result is TSan clean.
+ * Part 1 (one thread): get turns a vector of every live buffer head into
+ * pinned, de-duplicated pages (one per page); kick skips pages under
+ * writeback, trylocks, starts non-blocking writeback of dirty pages and asks
+ * the release routine.  After two get/kick rounds every unreferenced page has
+ * lost its ring, the referenced one kept its ring, dirty data reached the
+ * disk, and re-reads need no I/O.  bh_defrag's counters agree (pages pinned
+ * once each in the first round).
+ * Part 2 (threads): a kicker pins the (type-stable) page descriptors one by one
+ * and hands each to kick while workers read and write; nothing is lost and
+ * the result is TSan clean.
  */
-#include "bcutil.h"
+#include "bctest.h"
 
-#include "bufcache/internal.h"
+#include "bufcache/bh_defrag.h"
 
 #include <pthread.h>
 
 #define BS 1024u
 
-/* get(): pins the distinct pages of objs[]; entries become pages or NULL. */
-static void defrag_get(int nr, void **objs)
-{
-    for (int i = 0; i < nr; i++) {
-        struct bh_impl *bh = objs[i];
-        objs[i] = NULL;
-        struct bc_page *p = atomic_load_explicit(&bh->b_page, memory_order_acquire);
-        if (!p || !page_get_unless_zero(p))
-            continue;
-        if (atomic_load_explicit(&bh->b_page, memory_order_acquire) != p) {
-            page_put(p); /* the buffer left that page while we pinned it */
-            continue;
-        }
-        bool dup = false;
-        for (int j = 0; j < i && !dup; j++)
-            dup = objs[j] == p;
-        if (dup)
-            page_put(p);
-        else
-            objs[i] = p;
-    }
-}
-
-/* kick() on one pinned page; drops the pin. */
+/* kick on one pinned page (bh_defrag.c's kick_buffers); drops the pin. */
 static void kick_page(struct bc_page *p)
 {
-    if (!(page_flags(p) & PG_WRITEBACK) && page_trylock(p)) {
-        if (page_flags(p) & PG_DIRTY)
-            page_start_writeback_nowait(p);
-        else
-            page_release_buffers(p, 1);
-        page_unlock(p);
-    }
-    page_put(p);
-}
-
-static void defrag_kick(int nr, void **objs)
-{
-    for (int i = 0; i < nr; i++)
-        if (objs[i])
-            kick_page(objs[i]);
+    void *v[1] = { p };
+    bh_defrag_kick(NULL, 1, v, NULL);
 }
 
 /* Like the allocator's vector: every buffer head allocated right now. */
@@ -86,7 +50,7 @@ static void part1(void)
     char path[256];
     const uint64_t pages = 32, nblocks = pages * (4096 / BS);
     img_create(path, nblocks, BS);
-    struct bcache *bc = cache_new(1 << 20, 3600 * 1000, 80);
+    struct bcache *bc = xbcache(1 << 20, 3600 * 1000, 80);
     struct bdev *dev = bdev_open(bc, path, BS, O_RDWR);
     CHECK(dev, "bdev_open: %s", strerror(errno));
     for (uint64_t b = 0; b < nblocks; b++) {
@@ -100,16 +64,25 @@ static void part1(void)
     void **v = malloc(nblocks * sizeof *v);
     for (int round = 0; round < 2; round++) {
         int nr = live_buffer_heads(bc, v);
-        defrag_get(nr, v);
+        struct bh_defrag_counters c0, c1;
+        bh_defrag_get_counters(&c0);
+        CHECK(bh_defrag_get(NULL, nr, v) == NULL, "get without test hooks returns NULL");
+        bh_defrag_get_counters(&c1);
         int pinned = 0;
         for (int i = 0; i < nr; i++)
             pinned += v[i] != NULL;
         if (round == 0)
             CHECK(nr == (int)nblocks && pinned == (int)pages,
                   "get pins each page once: %d of %llu", pinned, (unsigned long long)pages);
-        defrag_kick(nr, v);
+        if (round == 0)
+            CHECK(c1.pages_pinned - c0.pages_pinned == pages &&
+                      c1.duplicates_skipped - c0.duplicates_skipped == nblocks - pages,
+                  "counters: %llu pinned, %llu duplicates",
+                  (unsigned long long)(c1.pages_pinned - c0.pages_pinned),
+                  (unsigned long long)(c1.duplicates_skipped - c0.duplicates_skipped));
+        bh_defrag_kick(NULL, nr, v, NULL);
     }
-    struct bcache_stats st = stats_of(bc);
+    struct bcache_stats st = stats(bc);
     CHECK(st.buffer_heads_live == 4096 / BS, "only the referenced page keeps its ring (%llu)",
           (unsigned long long)st.buffer_heads_live);
     CHECK(st.dirty_pages == 0, "kick wrote the dirty pages");
@@ -126,7 +99,7 @@ static void part1(void)
         CHECK(bh && check_block(bh->b_data, BS, b) == (b % 8 == 0 ? 1 : 0), "data after kick");
         bh_put(bh);
     }
-    CHECK(stats_of(bc).reads == reads, "rebuilt rings needed I/O");
+    CHECK(stats(bc).reads == reads, "rebuilt rings needed I/O");
     CHECK(bcache_validate(bc) == 0, "validate");
     free(v);
     CHECK(bdev_close(dev) == 0 && bcache_destroy(bc) == 0, "close/destroy");
@@ -188,7 +161,7 @@ static void part2(double seconds)
     struct shared s = {.nblocks = 48 * (4096 / BS)};
     img_create(path, s.nblocks, BS);
     s.ver = calloc(s.nblocks, sizeof *s.ver);
-    s.bc = cache_new(1 << 20, 10, 50);
+    s.bc = xbcache(1 << 20, 10, 50);
     s.dev = bdev_open(s.bc, path, BS, O_RDWR);
     CHECK(s.dev, "bdev_open");
     pthread_t t[3];
@@ -199,7 +172,7 @@ static void part2(double seconds)
     atomic_store(&s.stop, 1);
     for (int i = 0; i < 3; i++)
         pthread_join(t[i], NULL);
-    struct bcache_stats st = stats_of(s.bc);
+    struct bcache_stats st = stats(s.bc);
     fprintf(stderr, "defrag_hooks: %llu kicks, %llu rings dropped, %llu rebuilt\n",
             (unsigned long long)atomic_load(&s.kicks), (unsigned long long)st.rings_dropped,
             (unsigned long long)st.rings_rebuilt);

@@ -14,7 +14,7 @@
  *    equals the shadow copy exactly.
  * Usage: fault_sweep [seed]
  */
-#include "bcutil.h"
+#include "bctest.h"
 
 #include "bufcache/fault.h"
 
@@ -127,7 +127,7 @@ static uint64_t one_run(enum bdev_io_op op, uint64_t nth, int err, unsigned flag
 {
     struct run *r = calloc(1, sizeof *r);
     img_create(r->path, NBLK, BS);
-    r->bc = cache_new(96 << 10, 3600 * 1000, 60);
+    r->bc = xbcache(96 << 10, 3600 * 1000, 60);
     r->dev = bdev_open(r->bc, r->path, BS, O_RDWR);
     CHECK(r->dev, "bdev_open: %s", strerror(errno));
     r->want_errno = err;

@@ -6,7 +6,7 @@
  * tiny memory limit (constant eviction) and a roomy one, with a 20 ms flusher.
  * Usage: model_random [seed] [ops per configuration]
  */
-#include "bcutil.h"
+#include "bctest.h"
 
 struct model {
     struct bcache *bc;
@@ -120,7 +120,7 @@ static void step(struct model *md)
     } else {
         CHECK(bcache_validate(md->bc) == 0, "bcache_validate");
     }
-    struct bcache_stats st = stats_of(md->bc);
+    struct bcache_stats st = stats(md->bc);
     CHECK(st.memory_used <= st.memory_limit, "memory %llu over limit %llu",
           (unsigned long long)st.memory_used, (unsigned long long)st.memory_limit);
 }
@@ -136,7 +136,7 @@ static void run(unsigned bs, size_t limit, uint64_t seed, unsigned ops)
     md.shadow = malloc(md.nblocks * bs);
     for (uint64_t b = 0; b < md.nblocks; b++)
         fill_block(md.shadow + b * bs, bs, b, 0);
-    md.bc = cache_new(limit, 20, 30);
+    md.bc = xbcache(limit, 20, 30);
     md.dev = bdev_open(md.bc, path, bs, O_RDWR);
     CHECK(md.dev, "bdev_open: %s", strerror(errno));
     for (unsigned i = 0; i < ops; i++)
@@ -146,7 +146,7 @@ static void run(unsigned bs, size_t limit, uint64_t seed, unsigned ops)
     CHECK(bdev_sync(md.dev) == 0, "final bdev_sync: %s", strerror(errno));
     compare_image(&md, "final sync");
     CHECK(bcache_validate(md.bc) == 0, "final validate");
-    struct bcache_stats st = stats_of(md.bc);
+    struct bcache_stats st = stats(md.bc);
     if (limit < 256 * 1024)
         CHECK(st.evictions > 0, "a tiny cache must evict (bs %u)", bs);
     CHECK(bdev_close(md.dev) == 0, "bdev_close");

@@ -6,7 +6,7 @@
  * Exits 77 (skip) only if the filesystem holding $TMPDIR (or /tmp) refuses
  * O_DIRECT altogether (e.g. an old tmpfs), which is a platform property.
  */
-#include "bcutil.h"
+#include "bctest.h"
 
 static bool direct_supported(const char *path)
 {
@@ -26,7 +26,7 @@ static void run(unsigned bs)
         fprintf(stderr, "odirect: O_DIRECT not supported here; skipping\n");
         exit(77);
     }
-    struct bcache *bc = cache_new(64 << 10, 3600 * 1000, 50);
+    struct bcache *bc = xbcache(64 << 10, 3600 * 1000, 50);
     struct bdev *dev = bdev_open(bc, path, bs, O_RDWR | O_DIRECT);
     CHECK(dev, "bdev_open O_DIRECT bs %u: %s", bs, strerror(errno));
     for (uint64_t b = 0; b < nblocks; b += 3) {

@@ -1,6 +1,6 @@
 /*
  * ring_reconstruct: buffer heads are reconstructible.  The release routine
- * (page_release_buffers, what the next issue's kick calls) drops the ring of a
+ * (page_release_buffers, what bh_defrag.c's kick calls) drops the ring of a
  * cached page only when every buffer is unreferenced, clean and unlocked and the
  * page is not dirty; the next access rebuilds the ring with no device I/O and
  * the same state: data, and which blocks are uptodate (a block that was never
@@ -8,7 +8,7 @@
  * bh_mark_uptodate is not).  Checked for 1 KiB blocks (4 buffer heads per page)
  * and 4 KiB blocks.
  */
-#include "bcutil.h"
+#include "bctest.h"
 
 #include "bufcache/internal.h"
 
@@ -34,7 +34,7 @@ static void run(unsigned bs)
     const unsigned bpp = 4096 / bs;
     const uint64_t nblocks = 16ull * bpp;
     img_create(path, nblocks, bs);
-    struct bcache *bc = cache_new(1 << 20, 3600 * 1000, 50);
+    struct bcache *bc = xbcache(1 << 20, 3600 * 1000, 50);
     struct bdev *dev = bdev_open(bc, path, bs, O_RDWR);
     CHECK(dev, "bdev_open: %s", strerror(errno));
 
@@ -45,9 +45,9 @@ static void run(unsigned bs)
     struct bc_page *p = page_of(bh);
     CHECK(release(p) == -EBUSY, "released a ring with a referenced buffer");
     bh_put(bh);
-    struct bcache_stats before = stats_of(bc);
+    struct bcache_stats before = stats(bc);
     CHECK(release(p) == (int)bpp, "release of a clean, unreferenced ring");
-    struct bcache_stats after = stats_of(bc);
+    struct bcache_stats after = stats(bc);
     CHECK(after.buffer_heads_live == before.buffer_heads_live - bpp, "buffer heads freed");
     CHECK(after.rings_dropped == before.rings_dropped + 1, "rings_dropped counted");
     CHECK(after.memory_used == before.memory_used - bpp * (before.buffer_head_bytes /
@@ -63,7 +63,7 @@ static void run(unsigned bs)
         CHECK(bh && check_block(bh->b_data, bs, 3 * bpp + k) == 0, "rebuilt block data");
         bh_put(bh);
     }
-    struct bcache_stats rebuilt = stats_of(bc);
+    struct bcache_stats rebuilt = stats(bc);
     CHECK(rebuilt.reads == after.reads, "rebuilding the ring did I/O");
     CHECK(rebuilt.rings_rebuilt == after.rings_rebuilt + 1, "one ring rebuilt");
     CHECK(rebuilt.hits == after.hits + bpp, "rebuilt blocks are hits");
@@ -97,15 +97,15 @@ static void run(unsigned bs)
         p = page_of(bh);
         bh_put(bh);
         CHECK(release(p) == (int)bpp, "release of a partly uptodate page");
-        struct bcache_stats s0 = stats_of(bc);
+        struct bcache_stats s0 = stats(bc);
         bh = bh_read(dev, first);
         CHECK(bh && check_block(bh->b_data, bs, first) == 7, "filled block kept");
         bh_put(bh);
-        CHECK(stats_of(bc).reads == s0.reads, "an uptodate block was re-read");
+        CHECK(stats(bc).reads == s0.reads, "an uptodate block was re-read");
         bh = bh_read(dev, first + 1);
         CHECK(bh && check_block(bh->b_data, bs, first + 1) == 0, "unread block read from disk");
         bh_put(bh);
-        CHECK(stats_of(bc).reads > s0.reads, "a never-read block was not read");
+        CHECK(stats(bc).reads > s0.reads, "a never-read block was not read");
         bh = bh_read(dev, first);
         CHECK(bh && check_block(bh->b_data, bs, first) == 7,
               "reading the rest of the page clobbered an uptodate block");

@@ -10,7 +10,7 @@
  * hang into a failure.  Repeated for X and the waiting sync on one page (1 KiB
  * blocks) and on one block (4 KiB).
  */
-#include "bcutil.h"
+#include "bctest.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -44,7 +44,7 @@ static void run(unsigned bs)
     char path[256];
     const unsigned bpp = 4096 / bs;
     img_create(path, 8ull * bpp, bs);
-    struct bcache *bc = cache_new(1 << 20, 3600 * 1000, 80);
+    struct bcache *bc = xbcache(1 << 20, 3600 * 1000, 80);
     dev = bdev_open(bc, path, bs, O_RDWR);
     CHECK(dev, "bdev_open: %s", strerror(errno));
     atomic_store(&b_started, 0);

@@ -134,7 +134,7 @@ struct owner {
     size_t n_old, n_new;
     /* What the callback did. */
     _Atomic uint64_t calls, dont_know;
-    _Atomic uint64_t results[5];
+    _Atomic uint64_t results[SLAB_MOVE_NR_RESULTS];
     _Atomic uint64_t *calls_per_slot;
 };
 

@@ -5,7 +5,7 @@
  * pass never leaves the cache more fragmented than it found it (SMO's dentry
  * shrink did: it allocated into the slabs it was trying to empty).
  *
- * 30 rounds on one cache of 64 B objects (63 per slab) and one of 256 B (15):
+ * 30 rounds on one cache of 64 B objects (62 per slab) and one of 256 B (15):
  * random frees and allocations (seeded; the seed is printed on failure), then
  * one slab_cache_defrag with a fill threshold cycling through 25, 50, 75 and
  * 100%.  For every pass: each `new` lies in a slab that no later move call of

@@ -10,8 +10,15 @@
  *  5. the slab's in-use count would go negative: a thread allocates a, b, c and
  *     exits; the main thread frees a, b, c (the slab is now empty and kept as
  *     reserve) and then a again;
- *  6. a whole slab freed, then its first object again (large objects).
- * The parent's cache validates afterwards.
+ *  6. a whole slab freed, then its first object again (large objects);
+ *  7. free(a); free(a) in a SLAB_RANDOM_ORDER cache;
+ *  8. both frees from another thread (the remote-free stack's top);
+ *  9. a debug cache (F+U), the first free here or from another thread: the
+ *     report says "double free (object already free)" and names where the
+ *     object was last allocated and freed.
+ * Cases 1, 2, 4, 7 and 8 need no debug mode: SLUB's cheap checks (the object
+ * is already the head of the freelist it would join, or the top of its
+ * slab's remote-free stack).  The parent's caches validate afterwards.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -21,26 +28,45 @@
 struct bad_free {
     struct slab_cache *s;
     void *obj;
-    int twice; /* free obj (then again) inside the child */
+    int twice;         /* free obj (then again) inside the child */
+    int first_remote;  /* that first free from another thread */
+    int second_remote; /* the second free from another thread */
 };
+
+static void in_thread(struct slab_cache *s, void **objs, size_t n, int do_alloc);
+
+static void free_maybe_remote(struct bad_free *b, int remote)
+{
+    if (remote)
+        in_thread(b->s, &b->obj, 1, 0);
+    else
+        slab_free(b->s, b->obj);
+}
 
 static void do_free(void *arg)
 {
     struct bad_free *b = arg;
     if (b->twice)
-        slab_free(b->s, b->obj);
-    slab_free(b->s, b->obj);
+        free_maybe_remote(b, b->first_remote);
+    free_maybe_remote(b, b->second_remote);
+}
+
+/* The child frees obj (twice, or once when the parent already did) and must
+ * die naming the cache, the object and `what`, with the call sites if asked. */
+static void expect_report(const char *label, struct bad_free b, const char *what, int sites)
+{
+    char prefix[160];
+    snprintf(prefix, sizeof prefix, "slabdefrag: cache '%s': slab_free(%p): ",
+             slab_cache_name(b.s), b.obj);
+    const char *needles[] = {prefix, what, sites ? "last allocated at" : NULL, "last freed at",
+                             NULL};
+    CHECK(expect_abort(do_free, &b, needles) == 0, "%s: double free of %p not diagnosed", label,
+          b.obj);
 }
 
 static void expect_double(const char *label, struct slab_cache *s, void *obj, int twice)
 {
-    char prefix[160];
-    snprintf(prefix, sizeof prefix, "slabdefrag: cache '%s': slab_free(%p): ", slab_cache_name(s),
-             obj);
-    const char *needles[] = {prefix, "double free", NULL};
-    struct bad_free b = {s, obj, twice};
-    CHECK(expect_abort(do_free, &b, needles) == 0, "%s: double free of %p not diagnosed", label,
-          obj);
+    expect_report(label, (struct bad_free){ s, obj, twice, 0, 0 }, "double free", 0);
 }
 
 static void ctor(void *p)
@@ -140,6 +166,30 @@ int main(void)
     for (size_t i = 0; i < nb; i++)
         slab_free(big, bobj[i]);
     expect_double("6: whole slab freed, then its first object", big, bobj[0], 0);
+
+    /* 7-9 */
+    struct slab_cache *rnd = slab_cache_create("df-random", 96, 0, SLAB_RANDOM_ORDER, NULL);
+    struct slab_cache *dbg = slab_cache_create("df-debug", 48, 0,
+                                               SLAB_CONSISTENCY | SLAB_STORE_USER, NULL);
+    CHECK(rnd && dbg, "create: %s", strerror(errno));
+    void *ra = slab_alloc(rnd), *pa = slab_alloc(s), *da = slab_alloc(dbg);
+    CHECK(ra && pa && da, "slab_alloc");
+    expect_double("7: random order", rnd, ra, 1);
+    expect_report("8: remote twice", (struct bad_free){ s, pa, 1, 1, 1 }, "double free", 0);
+    expect_report("9: debug", (struct bad_free){ dbg, da, 1, 0, 0 },
+                  "double free (object already free)", 1);
+    expect_report("9b: debug, remote then local", (struct bad_free){ dbg, da, 1, 1, 0 },
+                  "double free (object already free)", 1);
+    slab_free(rnd, ra);
+    slab_free(s, pa);
+    slab_free(dbg, da);
+    CHECK(slab_cache_validate(rnd) == 0, "validate df-random");
+    CHECK(slab_cache_validate(dbg) == 0, "validate df-debug");
+    st = cache_stats(dbg);
+    CHECK(st.allocs == st.frees, "df-debug: allocs %llu frees %llu", (unsigned long long)st.allocs,
+          (unsigned long long)st.frees);
+    slab_cache_destroy(rnd);
+    slab_cache_destroy(dbg);
 
     CHECK(slab_cache_validate(s) == 0, "validate df-plain");
     CHECK(slab_cache_validate(c) == 0, "validate df-ctor");

@@ -348,9 +348,10 @@ static void check_cache(const struct jv *caches, struct slab_cache *s)
     F(defrag_bytes_released);
 #undef F
     const struct jv *mr = jget(c, "move_results");
-    CHECK(mr && mr->type == J_ARR && mr->n == 5,
-          "cache '%s': \"move_results\" missing or not an array of 5", st.name);
-    for (size_t i = 0; i < 5; i++)
+    CHECK(mr && mr->type == J_ARR && mr->n == SLAB_MOVE_NR_RESULTS,
+          "cache '%s': \"move_results\" missing or not an array of %d", st.name,
+          SLAB_MOVE_NR_RESULTS);
+    for (size_t i = 0; i < SLAB_MOVE_NR_RESULTS; i++)
         CHECK(mr->items[i]->type == J_NUM && mr->items[i]->is_uint &&
                   mr->items[i]->u == st.move_results[i],
               "cache '%s': move_results[%zu] differs from stats", st.name, i);

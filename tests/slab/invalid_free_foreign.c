@@ -5,8 +5,9 @@
  *
  * Each bad free runs in a forked child that must die from a signal with exactly
  * that message (pointer printed with %p): a malloc'ed pointer, a stack address, a
- * static variable, a zero-filled and a 0xff-filled anonymous mapping aligned like
- * a slab, an address that is not mapped at all, and an object whose slab was
+ * static variable, a small integer cast to a pointer, a zero-filled and a
+ * 0xff-filled anonymous mapping aligned like a slab, an address that is not
+ * mapped at all, and an object whose slab was
  * already handed back to the OS (for that one only the prefix naming the cache
  * and pointer is required, since "double free" is an equally right diagnosis).
  * slab_free(s, NULL) must do nothing.  The parent's cache stays valid.
@@ -64,6 +65,7 @@ int main(void)
     memset(stack_buf, 0, sizeof stack_buf);
     expect_bad_free(stack_buf, "not a slab object", "a stack address");
     expect_bad_free(static_buf, "not a slab object", "a static variable");
+    expect_bad_free((void *)(uintptr_t)0x1000, "not a slab object", "a small integer");
 
     struct slab_cache_stats st = cache_stats(cache);
     size_t big = st.slab_size > 65536 ? st.slab_size : 65536;

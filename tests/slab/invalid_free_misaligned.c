@@ -6,8 +6,10 @@
  * For caches of several sizes/alignments (with and without ctor), forked
  * children free obj+1, obj+8, the middle and the last byte of a live object, and
  * the last byte of the slab (inside the last object or in the slab's unused
- * tail: only the prefix naming cache and pointer is required there).  Each child
- * must die with the message; the parent's objects and cache stay intact.
+ * tail: only the prefix naming cache and pointer is required there), and the
+ * slab's base address (its header): "misaligned".  One cache has every debug
+ * flag (validation comes before the debug checks).  Each child must die with
+ * the message; the parent's objects and cache stay intact, alloc == free.
  */
 #define _GNU_SOURCE
 #include "slabtest.h"
@@ -60,12 +62,16 @@ static void run(size_t size, size_t align, unsigned flags, slab_ctor_fn fn)
     }
     unsigned char *end = (unsigned char *)slab_base(objs[0], st.slab_size) + st.slab_size - 1;
     expect_bad(end, "");
+    expect_bad((void *)slab_base(objs[0], st.slab_size), "misaligned"); /* the slab header */
     for (int i = 0; i < N; i++) {
         for (size_t k = 0; k < size; k++)
             CHECK(objs[i][k] == (unsigned char)(i + 1), "object %d changed", i);
         slab_free(cache, objs[i]);
     }
     CHECK(slab_cache_validate(cache) == 0, "validate failed");
+    st = cache_stats(cache);
+    CHECK(st.allocs == st.frees, "%s: allocs %llu frees %llu", name, (unsigned long long)st.allocs,
+          (unsigned long long)st.frees);
     slab_cache_destroy(cache);
 }
 
@@ -78,6 +84,7 @@ int main(void)
     run(16, 0, 0, ctor);
     run(3000, 0, 0, NULL);
     run(32768, 0, 0, NULL);
+    run(40, 0, SLAB_CONSISTENCY | SLAB_RED_ZONE | SLAB_POISON | SLAB_STORE_USER, NULL);
     printf("invalid_free_misaligned: ok\n");
     return 0;
 }

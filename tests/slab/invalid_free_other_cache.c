@@ -4,10 +4,12 @@
  * cache '<owner>'" on stderr.
  *
  * Caches of the same size (where the geometry cannot tell them apart), of a
- * different size, with and without a ctor, and an object from a slab that is a
- * thread's active slab as well as one from a full slab: each wrong free runs in
- * a forked child that must die with that message.  The right frees afterwards
- * work and both caches validate.
+ * different size (a different slab size), with and without a ctor, a debug
+ * cache (consistency checks and call sites) in both directions, and an object
+ * from a slab that is a thread's active slab as well as one from a full slab:
+ * each wrong free of every ordered pair runs in a forked child that must die
+ * with that message.  The right frees afterwards work, every cache validates
+ * and its counters show exactly the right frees.
  */
 #define _GNU_SOURCE
 #include "slabtest.h"
@@ -47,9 +49,11 @@ int main(void)
     struct slab_cache *b = slab_cache_create("cache-b", 128, 0, 0, NULL);
     struct slab_cache *c = slab_cache_create("cache-c-small", 32, 0, 0, ctor);
     struct slab_cache *d = slab_cache_create("cache-d-big", 8192, 0, SLAB_HWCACHE_ALIGN, NULL);
-    CHECK(a && b && c && d, "create: %s", strerror(errno));
-    struct slab_cache *all[] = {a, b, c, d};
-    enum { N = 4, PER = 40 };
+    struct slab_cache *e = slab_cache_create("cache-e-debug", 128, 0,
+                                             SLAB_CONSISTENCY | SLAB_STORE_USER, NULL);
+    CHECK(a && b && c && d && e, "create: %s", strerror(errno));
+    struct slab_cache *all[] = {a, b, c, d, e};
+    enum { N = 5, PER = 40 };
     void *objs[N][PER];
     for (int k = 0; k < N; k++)
         for (int i = 0; i < PER; i++) {
