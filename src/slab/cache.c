@@ -406,7 +406,7 @@ int slab_obj_defrag_hint(const void *obj, unsigned fill_percent)
         return 0;
     uint64_t x = atomic_load_explicit(&sl->xfree, relaxed);
     unsigned st = xf_state(x);
-    if (st == ST_FULL || (st == ST_OWNED && atomic_load_explicit(&sl->owner, relaxed) != h))
+    if (st == SS_FULL || (st == SS_OWNED && atomic_load_explicit(&sl->owner, relaxed) != h))
         return 0;
     unsigned inuse = slab_inuse(sl), remote = xf_count(x);
     unsigned live = inuse > remote ? inuse - remote : 0;
