@@ -64,8 +64,7 @@ static __attribute__((noinline)) void *slab_alloc_slow(struct slab_cache *s, voi
         errno = ENOMEM;
         return NULL;
     }
-    if (!heap_enter(h))
-        heap_wait_thief(h);
+    heap_enter_wait(h);
     void *obj;
     if (h->freelist) {
         obj = heap_pop(s, h);

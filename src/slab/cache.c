@@ -424,8 +424,7 @@ void *slab_alloc_for_move(struct slab_cache *s)
 {
     struct heap *h = tls_heaps[s->id];
     if (h && h->cache == s) {
-        if (!heap_enter(h))
-            heap_wait_thief(h);
+        heap_enter_wait(h);
         bool sparse_cached = h->lfree != NULL || h->partial.nr != 0;
         heap_leave(h);
         if (sparse_cached)

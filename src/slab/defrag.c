@@ -729,7 +729,6 @@ long defrag_pass(struct slab_cache *s, const struct defrag_request *rq, struct d
     long rc = 0;
     if (cache_has_callbacks(s)) {
         struct pass p = { .s = s, .threshold = rq->fill_percent };
-        p.owner.is_defrag = true;
         p.vec = meta_alloc(sizeof(void *) * s->objects);
         p.bitmap = meta_alloc(sizeof(uint64_t) * ((s->objects + 63) / 64));
         if (!p.vec || !p.bitmap) {

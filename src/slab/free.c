@@ -187,8 +187,8 @@ static __attribute__((noinline)) void slab_free_other(struct slab_cache *s, stru
     struct heap *h = tls_heaps[s->id];
     if (unlikely(!h || h->cache != s))
         h = heap_get(s);
-    if (h && !heap_enter(h))
-        heap_wait_thief(h);
+    if (h)
+        heap_enter_wait(h);
     if (h && atomic_load_explicit(&sl->owner, relaxed) == h && sl != h->active &&
         xf_state(atomic_load_explicit(&sl->xfree, relaxed)) == SS_OWNED)
         heap_free_local(s, h, sl, obj);
@@ -208,8 +208,7 @@ static __attribute__((noinline)) void slab_free_checked(struct slab_cache *s, st
         debug_on_free(s, sl, obj, caller);
     struct heap *h = tls_heaps[s->id];
     if (h) {
-        if (!heap_enter(h))
-            heap_wait_thief(h);
+        heap_enter_wait(h);
         if (sl == h->active || atomic_load_explicit(&sl->owner, relaxed) == h) {
             if (sl == h->active) {
                 if (unlikely(obj == h->freelist || h->nfree >= s->objects || on_remote_top(sl, idx)))

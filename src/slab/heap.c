@@ -7,8 +7,10 @@
  *    id i, made on first use.  A heap owns (slab state OWNED, slab->owner == heap):
  *      active        the slab it allocates from; its free objects are in
  *                    h->freelist (nfree of them), not in the slab;
- *      h->partial    slabs with free objects (at most HEAP_EMPTY_KEEP of them
- *                    empty: a slab that empties beyond that goes to the cache);
+ *      h->partial    slabs with free objects; a slab that empties by this
+ *                    thread's free stays only while h->partial holds at most
+ *                    HEAP_EMPTY_KEEP slabs, else it goes to the cache (slabs that
+ *                    other threads' frees emptied are seen when merged);
  *      h->lfree      not a slab: up to HEAP_LFREE_MAX objects this thread freed into
  *                    its non-active slabs, kept for its next allocations (a thread
  *                    cache, as jemalloc's tcache): a free into a random owned slab
@@ -311,8 +313,7 @@ void heap_flush_own(struct slab_cache *s)
     struct heap *h = tls_heaps[s->id];
     if (!h || h->cache != s)
         return;
-    if (!heap_enter(h))
-        heap_wait_thief(h);
+    heap_enter_wait(h);
     heap_flush(h);
     heap_leave(h);
 }

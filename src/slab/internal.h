@@ -221,7 +221,6 @@ struct heap {
     _Atomic unsigned pub_partial; /* partial.nr, published for stats */
     uint64_t idle_mark;        /* purge thread: allocs+frees at its last look (heaps_lock) */
     struct heap *next, *prev;  /* cache->heaps */
-    bool is_defrag;            /* a defrag pass's private heap: never on cache->heaps */
     _Alignas(64) _Atomic(void *) delayed; /* objects freed remotely into full slabs */
 };
 
@@ -395,6 +394,13 @@ static inline void heap_leave(struct heap *h)
 {
     atomic_store_explicit(&h->in_op, 0, memory_order_release);
 }
+void heap_wait_thief(struct heap *h);
+/* Slow paths: enter, waiting for a thief that holds the heap. */
+static inline void heap_enter_wait(struct heap *h)
+{
+    if (!heap_enter(h))
+        heap_wait_thief(h);
+}
 
 /* list.c-like helpers (slab.c) */
 void slab_list_push(struct slab_list *l, struct slab *sl, enum slab_list_id id);
@@ -446,7 +452,6 @@ struct slab *cache_partial_fullest(struct slab_cache *s);        /* cache->lock 
 /* heap.c */
 extern __thread struct heap *tls_heaps[SLAB_MAX_CACHES] __attribute__((tls_model("initial-exec")));
 struct heap *heap_get(struct slab_cache *s);          /* this thread's heap, created on demand */
-void heap_wait_thief(struct heap *h);                 /* owner: heap_enter failed; wait, re-enter */
 bool heap_refill(struct slab_cache *s, struct heap *h); /* owner, entered: h->freelist non-empty */
 void heap_free_local(struct slab_cache *s, struct heap *h, struct slab *sl, void *obj); /* owner, sl OWNED by h */
 void heap_lfree_flush(struct slab_cache *s, struct heap *h);  /* owner/thief: lfree back into its slabs */

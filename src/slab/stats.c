@@ -8,8 +8,8 @@
  *   slabs, bytes_mapped  nr_slabs (every slab from slab_new to slab_release).
  *   slabs_partial      the cache's partial bins (LISTED) plus the partial slabs
  *                      each live heap publishes (pub_partial); a thread's active
- *                      slab counts as neither partial nor empty until it is given
- *                      back.  slabs_empty: the empty list.
+ *                      slab and its full slabs count as neither partial nor empty
+ *                      until they are given back.  slabs_empty: the empty list.
  *   defrag_*           defrag.c's atomic counters.
  * The validator walks the cache lists and checks the invariants of internal.h.
  */
