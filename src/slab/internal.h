@@ -69,7 +69,9 @@
  *   bits 40..41  state
  *   bits 42..43  delayed-free mode, meaningful in state OWNED only:
  *     DF_NORMAL   remote frees push onto the slab's stack;
- *     DF_ARMED    the slab is on its owner's full list: the next remote free CASes
+ *     DF_ARMED    set when the slab went to its owner's full list, cleared only when
+ *                 it leaves the heap (a slab back on h->partial may stay armed,
+ *                 which just routes one more free this way): the next remote free CASes
  *                 ARMED → FREEING, pushes its object onto owner->delayed (a stack in
  *                 the heap), then sets NORMAL.  The owner drains owner->delayed on
  *                 its slow path; that free moves the slab back to h->partial.  So a
@@ -87,7 +89,7 @@
  *   stack) - (its objects on the owner's lfree cache)
  *   objects_per_slab = inuse + |freelist|  (for the active slab: + h->nfree instead)
  *   0 <= r <= inuse
- *   ARMED or FREEING  =>  state OWNED, slab on its owner's full list
+ *   ARMED or FREEING  =>  state OWNED by a thread's heap (never a pass's)
  *   a released slab has xfree == 0 (written under cache->lock before the lock is
  *   dropped), so a late reader that takes the lock and sees LISTED is looking at a
  *   live incarnation whose fields were all written before it became LISTED.
