@@ -4,9 +4,10 @@
  * any program) reads the process's slab statistics and asks it to shrink or
  * defragment its caches.
  *
- * Opt-in: set SLABDEFRAG_STATS=1 in the environment (the shared library starts
- * the endpoint from a constructor; SLABDEFRAG_STATS_SOCKET=PATH picks the path),
- * or call slab_stats_serve_start().  Default path:
+ * Opt-in: set SLABDEFRAG_STATS=1 in the environment (the library starts the
+ * endpoint when it is loaded, and at the latest when the first cache is
+ * created, linked statically or dynamically; SLABDEFRAG_STATS_SOCKET=PATH picks
+ * the path), or call slab_stats_serve_start().  Default path:
  *     $XDG_RUNTIME_DIR/slabdefrag/<pid>.sock        when XDG_RUNTIME_DIR is set
  *     /tmp/slabdefrag-<uid>/<pid>.sock              otherwise
  * The directory is created with mode 0700 and refused when it exists but belongs

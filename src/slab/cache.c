@@ -50,8 +50,8 @@
 #include "debug.h"
 #include "defrag.h"
 #include "fork.h"
+#include "hooks.h"
 #include "inuse.h"
-#include "stats_sock.h"
 
 pthread_mutex_t cache_list_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct slab_cache *cache_list;
@@ -139,7 +139,8 @@ static bool valid_args(size_t size, size_t align, unsigned flags)
 struct slab_cache *slab_cache_create(const char *name, size_t size, size_t align, unsigned flags,
                                      slab_ctor_fn ctor)
 {
-    stats_autostart_once(); /* SLABDEFRAG_STATS=1 also in statically linked programs */
+    if (slab_upper_hooks.cache_create) /* hooks.h: the endpoint's autostart, also when static */
+        slab_upper_hooks.cache_create();
     if (!name || !valid_args(size, align, flags)) {
         errno = EINVAL;
         return NULL;

@@ -6,8 +6,9 @@
  * Order numbers.  prepare hooks run in ascending order, parent and child hooks
  * in descending order, so each lock is taken after every lock that code may
  * hold while waiting for it:
- *   FORK_ORDER_STATSD     10  stats endpoint (srv.lock: stop joins the server
- *                             thread, which may be inside a pass)
+ *   FORK_ORDER_ENDPOINT   10  control endpoint (src/endpoint/server.c:
+ *                             srv.lock, then serve_lock; stop joins the
+ *                             endpoint thread, which may be inside a pass)
  *   FORK_ORDER_BUFCACHE_GLOBAL 20  bufcache: live-cache registry, live-handle
  *                             registry, buffer_head cache lock (held across
  *                             slab_cache_create/destroy)
@@ -31,7 +32,7 @@
 #define SLABDEFRAG_SLAB_FORK_H
 
 enum {
-    FORK_ORDER_STATSD = 10,
+    FORK_ORDER_ENDPOINT = 10,
     FORK_ORDER_BUFCACHE_GLOBAL = 20,
     FORK_ORDER_DESTROY = 25,
     FORK_ORDER_DEFRAG = 30,

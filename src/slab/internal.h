@@ -13,26 +13,26 @@
  * Lock order of the slab layer (take a lock only while holding locks above it):
  *   1. fork.c table_lock          the fork hook table; held from prepare to
  *                                 parent/child, so it comes before everything
- *   2. statsd.c srv.lock          running, owner, thread, socket fds and path
- *   3. statsd.c srv.serve_lock    held by the endpoint thread while it serves (its
- *                                 shrink/defrag requests take the locks below)
- *   4. cache.c destroy_rw         read-held by each slab_cache_destroy
- *   5. cache->defrag_lock         one pass per cache; callbacks run under it
+ *      (the control endpoint's srv.lock and serve_lock come here, before every
+ *      lock below: its requests call the slab API with them held, and no slab
+ *      code takes them; src/endpoint/internal.h)
+ *   2. cache.c destroy_rw         read-held by each slab_cache_destroy
+ *   3. cache->defrag_lock         one pass per cache; callbacks run under it
  *                                 (never under any lock below); writes of get,
  *                                 kick, move, move_arg (with cache->lock)
- *   6. cache.c cache_list_lock    cache list, id bitmap, destroyed-name ring,
+ *   4. cache.c cache_list_lock    cache list, id bitmap, destroyed-name ring,
  *                                 list generation; every cache's lfree_max update
- *   7. defrag_bg.c bg_lock        every cache's pins, dying, defrag_backoff; the
+ *   5. defrag_bg.c bg_lock        every cache's pins, dying, defrag_backoff; the
  *                                 background defragmenter's state
- *   8. heap.c heaps_lock          heap registration (with cache->lock), thread
+ *   6. heap.c heaps_lock          heap registration (with cache->lock), thread
  *                                 exit, thieves (heap_flush_idle), heap idle_mark
- *   9. cache->lock                partial bins, nr_partial, partial_inuse, empty,
+ *   7. cache->lock                partial bins, nr_partial, partial_inuse, empty,
  *                                 all_slabs, heaps (with heaps_lock), retired
  *                                 counters; freelist/inuse/links of LISTED slabs
- *  10. os.c pool[shift].lock      a pool's segments, their bitmaps and nr_free;
+ *   8. os.c pool[shift].lock      a pool's segments, their bitmaps and nr_free;
  *      then os.c spare_lock       the whole free segments
- *  11. meta.c meta_lock           metadata free lists and chunk cursor (leaf)
- *  12. purge.c purge_lock         the purge thread's sleep handshake (leaf)
+ *   9. meta.c meta_lock           metadata free lists and chunk cursor (leaf)
+ *  10. purge.c purge_lock         the purge thread's sleep handshake (leaf)
  * Not locks but owner-only data: a heap's fields and the slabs it owns belong
  * to its thread inside heap_enter/heap_leave, or to a thief that holds heaps_lock
  * and the heap's stolen flag (heap.c).  A pass owns its frozen slabs (defrag.c).

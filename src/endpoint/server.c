@@ -1,70 +1,69 @@
 /*
- * slab/statsd.c — the live statistics endpoint (<slabdefrag/stats.h>): a Unix
- * socket that answers with slab_info_write's JSON and takes shrink/defrag
- * requests.  (The client calls of <slabdefrag/stats.h> are in stats_client.c.)
+ * endpoint/server.c — the control endpoint's server: the listening Unix
+ * socket, the endpoint thread that serves it, start/stop, fork and exit.
+ * (Requests are parsed and answered in protocol.c, paths are chosen and
+ * checked in paths.c, the client calls are in client.c.)
  *
- * 1. Objects and threads.  One endpoint per process (struct server): a listening
- *    socket, a wake pipe, and one server thread that owns a fixed table of
- *    STATS_MAX_CLIENTS connection slots.  The thread runs a poll() loop over the
- *    wake pipe, the listening socket and every connection; all sockets are
- *    non-blocking and close-on-exec.  A connection goes READING (collect one
- *    line) → REPLYING (send the reply computed when the line completed) → closed.
- *    Requests run on the server thread, one at a time (the slab API is
- *    thread-safe; a pass's callbacks run on this thread).
- * 2. Locking.  srv.lock protects: running, owner, thread, path, the fds' creation
- *    and teardown (start, stop, fork child, exit).  The client table belongs to
- *    the server thread, which holds serve_lock whenever it works on it (all but
- *    its poll()), so that fork() copies a consistent table.  The thread never
- *    holds srv.lock, and it calls the slab API only between I/O calls, so it
- *    holds no allocator lock while it waits (replies are computed in full, into
- *    memory, before any send()).  Order: srv.lock, serve_lock, slab locks.
- * 3. Socket lifecycle.  start: make the private directory (default path), refuse
- *    a path where a live server answers, unlink a stale socket, bind, chmod 0600,
- *    listen, remember the socket's inode, start the thread (with every signal
- *    blocked, so the application's handlers never run on it).  stop: a byte on
- *    the wake pipe, join, close everything, unlink the path if it is still our
- *    inode.  At exit the same, but joining waits at most 2 s (a request blocked
- *    in a move callback must not hang exit); the path is unlinked regardless.
- *    In a forked child (fork.h, FORK_ORDER_STATSD: srv.lock is held across
- *    fork) the thread does not exist: the child closes its copies of the fds
- *    and forgets the endpoint without unlinking.
- * 4. Security checks.  Default directory: created 0700; if it exists it must be
- *    a directory (lstat: no symlink), owned by our euid, with no group/other bit.
- *    Socket file: 0600 (for a caller-chosen path in a shared directory there is a
- *    window between bind and chmod; the credential check covers it).  Every
- *    accepted peer: SO_PEERCRED uid must be our euid or 0 (root could ptrace us
- *    anyway); others get {"error": "permission denied"} and are closed.
- * 5. Bounds — why no client can crash or block the server.
- *    - a request line is at most STATS_LINE_MAX bytes in a fixed buffer; a
- *      longer one gets an error reply; bytes after the first line are ignored;
- *    - at most STATS_MAX_CLIENTS connections; one more gets "busy" and is closed
- *      (after the table has been polled once without waiting, so that slots of
- *      clients that have already hung up are freed first: "busy" means 32 live
- *      connections, however fast clients connect and leave);
+ * 1. Objects and threads.  One endpoint per process (struct server `srv`): a
+ *    listening socket, a wake pipe, and one endpoint thread that owns a fixed
+ *    table of SLAB_STATS_MAX_CLIENTS connection slots.  The thread runs a
+ *    poll() loop over the wake pipe, the listening socket and every
+ *    connection; all sockets are non-blocking and close-on-exec.  A connection
+ *    goes FREE -> READING (collect one line) -> REPLYING (send the reply that
+ *    endpoint_reply computed when the line completed) -> FREE.  Requests run on
+ *    the endpoint thread, one at a time (the slab API is thread-safe; a pass's
+ *    callbacks run on this thread).
+ * 2. Locking (order and nesting with the slab layer: endpoint/internal.h).
+ *    srv.lock protects running, owner, thread, path, sock_dev/sock_ino and the
+ *    creation and closing of listen_fd, wake_rd, wake_wr (start, stop, fork
+ *    child, exit); the endpoint thread never takes it.  The connection table
+ *    belongs to the endpoint thread, which holds srv.serve_lock whenever it
+ *    works on it (all but its poll()), so that fork() copies a consistent
+ *    table.  The thread calls the slab API only between I/O calls, so it holds
+ *    no allocator lock while it waits (replies are computed in full, into
+ *    memory, before any send()).
+ * 3. Socket lifecycle.  start: choose the path (the caller's, or the default
+ *    one in a private directory: paths.c), refuse a path where a live server
+ *    answers, unlink a stale socket, bind, chmod 0600, listen, remember the
+ *    socket's inode, start the thread (with every signal blocked, so the
+ *    application's handlers never run on it).  stop: a byte on the wake pipe,
+ *    join, close everything, unlink the path if it is still our inode.  At
+ *    exit the same, but joining waits at most EXIT_JOIN_MS = 2 s (a request
+ *    blocked in a move callback must not hang exit); the path is unlinked
+ *    regardless.
+ * 4. Fork (slab/fork.h, FORK_ORDER_ENDPOINT, the first hooks to run): prepare
+ *    takes srv.lock then serve_lock, so the endpoint thread is between two
+ *    polls and no start or stop is half done; the parent releases both.  In
+ *    the child the endpoint thread does not exist: the child closes its copies
+ *    of every fd, frees pending replies, and forgets the endpoint without
+ *    unlinking the socket (the parent still serves on it).
+ * 5. Security.  Socket file 0600 (for a caller-chosen path in a shared
+ *    directory there is a window between bind and chmod; the credential check
+ *    covers it).  Every accepted peer: SO_PEERCRED uid must be our euid or 0
+ *    (root could ptrace us anyway); others get {"error": "permission denied"}
+ *    and are closed.
+ * 6. Bounds — why no client can crash or block the server.
+ *    - a request line is at most SLAB_STATS_LINE_MAX bytes in a fixed buffer;
+ *      a longer one gets an error reply; bytes after the first line are ignored;
+ *    - at most SLAB_STATS_MAX_CLIENTS connections; one more gets "busy" and is
+ *      closed (after the table has been polled once without waiting, so that
+ *      slots of clients that have already hung up are freed first: "busy" means
+ *      32 live connections, however fast clients connect and leave);
  *    - a connection that has not finished its request, or not read its reply,
- *      STATS_TIMEOUT_MS after it connected is closed;
+ *      SLAB_STATS_TIMEOUT_MS after it connected is closed;
  *    - recv/send never block (O_NONBLOCK, MSG_DONTWAIT) and send never raises
- *      SIGPIPE (MSG_NOSIGNAL); EMFILE on accept pauses accepting for 100 ms
- *      instead of spinning;
- *    - parsing is on a NUL-terminated copy; embedded NULs, unknown words, names
- *      of no cache, a PERCENT that is not 0..100 all get an error reply; cache
- *      names are never echoed, so replies need no escaping;
+ *      SIGPIPE (MSG_NOSIGNAL); EMFILE on accept pauses accepting for
+ *      EMFILE_PAUSE_MS = 100 ms instead of spinning;
  *    - out of memory for a reply closes that connection, nothing else.
- *    - a shrink/defrag request pins the cache it names (cache_find_pinned, as
- *      slab_reclaim pins every cache it visits): slab_cache_destroy of that
- *      cache waits until the pass ends, and a cache being destroyed is "no
- *      such cache".
- * 6. Observability.  The endpoint is the observability; slab_stats_socket_path()
+ * 7. Observability.  The endpoint is the observability; slab_stats_socket_path()
  *    tells where it is.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -79,16 +78,11 @@
 #include <slabdefrag/slab.h>
 #include <slabdefrag/stats.h>
 
-#include "defrag.h"
-#include "fork.h"
-#include "stats_sock.h"
+#include "endpoint/internal.h"
+#include "slab/fork.h"
 
-#define STATS_LINE_MAX SLAB_STATS_LINE_MAX
-#define STATS_MAX_CLIENTS SLAB_STATS_MAX_CLIENTS
-#define STATS_TIMEOUT_MS SLAB_STATS_TIMEOUT_MS
-#define STATS_EMFILE_PAUSE_MS 100
-#define STATS_EXIT_JOIN_MS 2000
-#define SUN_PATH_MAX ((int)sizeof(((struct sockaddr_un *)0)->sun_path))
+#define EMFILE_PAUSE_MS 100
+#define EXIT_JOIN_MS 2000
 
 enum conn_state { CONN_FREE, CONN_READING, CONN_REPLYING };
 
@@ -97,7 +91,7 @@ struct conn {
     int fd;
     int64_t deadline_ms;
     size_t in_len;
-    char in[STATS_LINE_MAX + 1];
+    char in[SLAB_STATS_LINE_MAX + 1];
     char *out; /* malloc'd reply */
     size_t out_len, out_off;
 };
@@ -111,8 +105,8 @@ static struct server {
     int listen_fd, wake_rd, wake_wr;
     dev_t sock_dev;
     ino_t sock_ino;
-    char path[SUN_PATH_MAX];
-    struct conn conns[STATS_MAX_CLIENTS]; /* server thread only */
+    char path[ENDPOINT_SUN_PATH_MAX];
+    struct conn conns[SLAB_STATS_MAX_CLIENTS]; /* server thread only */
 } srv = { .lock = PTHREAD_MUTEX_INITIALIZER, .serve_lock = PTHREAD_MUTEX_INITIALIZER,
         .listen_fd = -1, .wake_rd = -1, .wake_wr = -1 };
 
@@ -128,120 +122,6 @@ static void close_fd(int *fd)
     if (*fd >= 0)
         close(*fd);
     *fd = -1;
-}
-
-/* ---- replies --------------------------------------------------------------- */
-
-static char *reply_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *reply_printf(const char *fmt, ...)
-{
-    va_list ap;
-    char *s = NULL;
-    va_start(ap, fmt);
-    int n = vasprintf(&s, fmt, ap);
-    va_end(ap);
-    return n < 0 ? NULL : s;
-}
-
-static char *reply_error(const char *msg) { return reply_printf("{\"error\": \"%s\"}\n", msg); }
-
-static char *reply_bytes(long rc, const char *what)
-{
-    if (rc < 0)
-        return reply_printf("{\"error\": \"%s: %s\", \"errno\": %ld}\n", what, strerror((int)-rc), -rc);
-    return reply_printf("{\"ok\": true, \"bytes\": %ld}\n", rc);
-}
-
-static char *reply_info(void)
-{
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    if (!f)
-        return NULL;
-    slab_info_write(f, 1);
-    if (fclose(f) != 0) {
-        free(buf);
-        return NULL;
-    }
-    return buf;
-}
-
-/* ---- requests ---------------------------------------------------------------- */
-
-static char *trim(char *s)
-{
-    while (*s == ' ' || *s == '\t')
-        s++;
-    size_t n = strlen(s);
-    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r'))
-        s[--n] = '\0';
-    return s;
-}
-
-/* "PERCENT" as 0..100, or -1. */
-static int parse_percent(const char *s)
-{
-    if (*s < '0' || *s > '9' || strlen(s) > 3)
-        return -1;
-    char *end;
-    long v = strtol(s, &end, 10);
-    return *end || v > 100 ? -1 : (int)v;
-}
-
-/* Run a shrink (percent < 0) or a defrag pass on the cache named `name`, pinned
- * so that a concurrent slab_cache_destroy waits for the pass to end. */
-static char *run_on_cache(const char *name, int percent)
-{
-    struct slab_cache *s = cache_find_pinned(name);
-    if (!s)
-        return reply_error("no such cache");
-    char *reply = percent < 0 ? reply_bytes(slab_cache_shrink(s), "slab_cache_shrink")
-                              : reply_bytes(slab_cache_defrag(s, (unsigned)percent),
-                                            "slab_cache_defrag");
-    cache_unpin(s);
-    return reply;
-}
-
-static char *handle_shrink(char *args)
-{
-    if (!*args)
-        return reply_bytes(slab_reclaim(SIZE_MAX), "slab_reclaim");
-    return run_on_cache(args, -1);
-}
-
-static char *handle_defrag(char *args)
-{
-    char *sp = strrchr(args, ' ');
-    if (!sp)
-        return reply_error("usage: defrag CACHE PERCENT");
-    int pct = parse_percent(sp + 1);
-    if (pct < 0)
-        return reply_error("PERCENT must be an integer from 0 to 100");
-    *sp = '\0';
-    return run_on_cache(trim(args), pct);
-}
-
-/* The reply to one request line (NUL-terminated, newline removed); NULL only
- * when out of memory. */
-static char *handle_request(char *line, size_t len)
-{
-    if (memchr(line, '\0', len))
-        return reply_error("malformed request: NUL byte");
-    line = trim(line);
-    size_t word = strcspn(line, " \t");
-    char *args = line[word] ? trim(line + word + 1) : line + word;
-    line[word] = '\0';
-    if (strcmp(line, "info") == 0 && !*args)
-        return reply_info();
-    if (strcmp(line, "shrink") == 0)
-        return handle_shrink(args);
-    if (strcmp(line, "defrag") == 0)
-        return handle_defrag(args);
-    if (strcmp(line, "version") == 0 && !*args)
-        return reply_printf("{\"version\": \"%s\", \"pid\": %ld}\n", slabdefrag_version(),
-                            (long)getpid());
-    return reply_error("unknown request (try: info, shrink [CACHE], defrag CACHE PERCENT, version)");
 }
 
 /* ---- connections --------------------------------------------------------------- */
@@ -292,7 +172,7 @@ static void conn_send(struct conn *c)
 static void conn_request(struct conn *c, size_t len)
 {
     c->in[len] = '\0';
-    conn_reply(c, handle_request(c->in, len));
+    conn_reply(c, endpoint_reply(c->in, len));
     if (c->state == CONN_REPLYING)
         conn_send(c);
 }
@@ -300,7 +180,7 @@ static void conn_request(struct conn *c, size_t len)
 static void conn_read(struct conn *c)
 {
     for (;;) {
-        ssize_t n = recv(c->fd, c->in + c->in_len, STATS_LINE_MAX - c->in_len, MSG_DONTWAIT);
+        ssize_t n = recv(c->fd, c->in + c->in_len, SLAB_STATS_LINE_MAX - c->in_len, MSG_DONTWAIT);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -319,8 +199,8 @@ static void conn_read(struct conn *c)
             conn_request(c, (size_t)(nl - c->in));
             return;
         }
-        if (c->in_len == STATS_LINE_MAX) {
-            conn_reply(c, reply_error("request line too long"));
+        if (c->in_len == SLAB_STATS_LINE_MAX) {
+            conn_reply(c, endpoint_reply_error("request line too long"));
             if (c->state == CONN_REPLYING)
                 conn_send(c);
             return;
@@ -341,7 +221,7 @@ static bool peer_allowed(int fd)
 static void refuse(int fd, const char *msg)
 {
     char buf[128];
-    int n = snprintf(buf, sizeof buf, "{\"error\": \"%s\"}\n", msg);
+    int n = snprintf(buf, sizeof buf, ENDPOINT_ERROR_FMT, msg);
     if (send(fd, buf, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
         /* nothing to do: the client is gone or not reading */
     }
@@ -350,16 +230,16 @@ static void refuse(int fd, const char *msg)
 
 static struct conn *free_slot(void)
 {
-    for (int i = 0; i < STATS_MAX_CLIENTS; i++)
+    for (int i = 0; i < SLAB_STATS_MAX_CLIENTS; i++)
         if (srv.conns[i].state == CONN_FREE)
             return &srv.conns[i];
     return NULL;
 }
 
 /* One pollfd per connection slot (fd -1 for a free slot). */
-static void conn_pollfds(struct pollfd pfd[STATS_MAX_CLIENTS])
+static void conn_pollfds(struct pollfd pfd[SLAB_STATS_MAX_CLIENTS])
 {
-    for (int i = 0; i < STATS_MAX_CLIENTS; i++) {
+    for (int i = 0; i < SLAB_STATS_MAX_CLIENTS; i++) {
         struct conn *c = &srv.conns[i];
         pfd[i] = (struct pollfd){ .fd = c->state == CONN_FREE ? -1 : c->fd,
                                   .events = c->state == CONN_READING ? POLLIN : POLLOUT };
@@ -368,9 +248,9 @@ static void conn_pollfds(struct pollfd pfd[STATS_MAX_CLIENTS])
 
 /* Serve the connections poll() found ready (any_ready: pfd[].revents are
  * valid) and close those past their deadline. */
-static void service_conns(const struct pollfd pfd[STATS_MAX_CLIENTS], bool any_ready, int64_t now)
+static void service_conns(const struct pollfd pfd[SLAB_STATS_MAX_CLIENTS], bool any_ready, int64_t now)
 {
-    for (int i = 0; i < STATS_MAX_CLIENTS; i++) {
+    for (int i = 0; i < SLAB_STATS_MAX_CLIENTS; i++) {
         struct conn *c = &srv.conns[i];
         if (c->state == CONN_FREE)
             continue;
@@ -387,9 +267,9 @@ static void service_conns(const struct pollfd pfd[STATS_MAX_CLIENTS], bool any_r
 /* Serve whatever connections are ready right now, without waiting. */
 static void service_conns_now(int64_t now)
 {
-    struct pollfd pfd[STATS_MAX_CLIENTS];
+    struct pollfd pfd[SLAB_STATS_MAX_CLIENTS];
     conn_pollfds(pfd);
-    int n = poll(pfd, STATS_MAX_CLIENTS, 0);
+    int n = poll(pfd, SLAB_STATS_MAX_CLIENTS, 0);
     service_conns(pfd, n > 0, now);
 }
 
@@ -403,7 +283,7 @@ static int64_t accept_all(int64_t now)
             if (errno == EINTR || errno == ECONNABORTED)
                 continue;
             if (errno == EMFILE || errno == ENFILE || errno == ENOMEM || errno == ENOBUFS)
-                return now + STATS_EMFILE_PAUSE_MS;
+                return now + EMFILE_PAUSE_MS;
             return 0;
         }
         struct conn *c = free_slot();
@@ -420,7 +300,7 @@ static int64_t accept_all(int64_t now)
             refuse(fd, "busy: too many clients");
         } else {
             *c = (struct conn){ .state = CONN_READING, .fd = fd,
-                                .deadline_ms = now + STATS_TIMEOUT_MS };
+                                .deadline_ms = now + SLAB_STATS_TIMEOUT_MS };
         }
     }
 }
@@ -430,7 +310,7 @@ static int64_t accept_all(int64_t now)
 static int poll_timeout(int64_t now, int64_t accept_paused_until)
 {
     int64_t next = now + 60000;
-    for (int i = 0; i < STATS_MAX_CLIENTS; i++)
+    for (int i = 0; i < SLAB_STATS_MAX_CLIENTS; i++)
         if (srv.conns[i].state != CONN_FREE && srv.conns[i].deadline_ms < next)
             next = srv.conns[i].deadline_ms;
     if (accept_paused_until > now && accept_paused_until < next)
@@ -440,7 +320,7 @@ static int poll_timeout(int64_t now, int64_t accept_paused_until)
 
 static void *server_main(void *unused)
 {
-    struct pollfd pfd[2 + STATS_MAX_CLIENTS];
+    struct pollfd pfd[2 + SLAB_STATS_MAX_CLIENTS];
     int64_t accept_paused_until = 0;
     for (;;) {
         int64_t now = now_ms();
@@ -448,7 +328,7 @@ static void *server_main(void *unused)
         pfd[1] = (struct pollfd){ .fd = now >= accept_paused_until ? srv.listen_fd : -1,
                                   .events = POLLIN };
         conn_pollfds(pfd + 2);
-        int n = poll(pfd, 2 + STATS_MAX_CLIENTS, poll_timeout(now, accept_paused_until));
+        int n = poll(pfd, 2 + SLAB_STATS_MAX_CLIENTS, poll_timeout(now, accept_paused_until));
         if (n < 0 && errno != EINTR)
             break; /* cannot happen with valid arguments; leave rather than spin */
         if (n > 0 && pfd[0].revents)
@@ -461,73 +341,11 @@ static void *server_main(void *unused)
         pthread_mutex_unlock(&srv.serve_lock);
     }
     pthread_mutex_lock(&srv.serve_lock);
-    for (int i = 0; i < STATS_MAX_CLIENTS; i++)
+    for (int i = 0; i < SLAB_STATS_MAX_CLIENTS; i++)
         if (srv.conns[i].state != CONN_FREE)
             conn_close(&srv.conns[i]);
     pthread_mutex_unlock(&srv.serve_lock);
     return NULL;
-}
-
-/* ---- paths and directories ------------------------------------------------------ */
-
-/* 0 when dir exists (or was created) as a directory of ours that nobody else can
- * enter or write. */
-static int private_dir(const char *dir)
-{
-    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
-        return -errno;
-    struct stat st;
-    if (lstat(dir, &st) != 0)
-        return -errno;
-    if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 077))
-        return -EPERM;
-    return 0;
-}
-
-static bool usable_xdg_dir(const char *xdg)
-{
-    return xdg && xdg[0] == '/';
-}
-
-/* $XDG_RUNTIME_DIR/slabdefrag when XDG_RUNTIME_DIR names an absolute path (the
- * user chose it: a bad directory there is an error, not a reason to go elsewhere),
- * else /tmp/slabdefrag-<euid>. */
-static int default_path(char *buf, size_t size)
-{
-    char dir[SUN_PATH_MAX];
-    const char *xdg = secure_getenv("XDG_RUNTIME_DIR");
-    int n = usable_xdg_dir(xdg) ? snprintf(dir, sizeof dir, "%s/slabdefrag", xdg)
-                                : snprintf(dir, sizeof dir, "/tmp/slabdefrag-%lu",
-                                           (unsigned long)geteuid());
-    if (n < 0 || (size_t)n >= sizeof dir)
-        return -ENAMETOOLONG;
-    int rc = private_dir(dir);
-    if (rc != 0)
-        return rc;
-    n = snprintf(buf, size, "%s/%ld.sock", dir, (long)getpid());
-    return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
-}
-
-/* A socket file at `path` that nobody answers on is stale: remove it.  A live
- * server keeps its path (-EADDRINUSE); a file that is not a socket is kept too. */
-static int clear_stale_socket(const char *path, const struct sockaddr_un *addr)
-{
-    struct stat st;
-    if (lstat(path, &st) != 0)
-        return errno == ENOENT ? 0 : -errno;
-    if (!S_ISSOCK(st.st_mode))
-        return -EEXIST;
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
-    int rc = connect(fd, (const struct sockaddr *)addr, sizeof *addr);
-    int err = errno;
-    close(fd);
-    if (rc == 0)
-        return -EADDRINUSE;
-    if (err != ECONNREFUSED)
-        return -err;
-    return unlink(path) == 0 || errno == ENOENT ? 0 : -errno;
 }
 
 /* ---- start / stop ------------------------------------------------------------------- */
@@ -535,9 +353,9 @@ static int clear_stale_socket(const char *path, const struct sockaddr_un *addr)
 static int open_listener(const char *path)
 {
     struct sockaddr_un addr;
-    int rc = stats_make_addr(path, &addr);
+    int rc = endpoint_make_addr(path, &addr);
     if (rc == 0)
-        rc = clear_stale_socket(path, &addr);
+        rc = endpoint_clear_stale(path, &addr);
     if (rc != 0)
         return rc;
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -599,7 +417,7 @@ static void fork_parent(void)
 static void fork_child(void)
 {
     if (srv.running) {
-        for (int i = 0; i < STATS_MAX_CLIENTS; i++)
+        for (int i = 0; i < SLAB_STATS_MAX_CLIENTS; i++)
             if (srv.conns[i].state != CONN_FREE) {
                 close_fd(&srv.conns[i].fd);
                 free(srv.conns[i].out);
@@ -615,13 +433,13 @@ static void fork_child(void)
 static void register_hooks(void)
 {
     atexit(at_exit);
-    slab_fork_register(fork_prepare, fork_parent, fork_child, FORK_ORDER_STATSD);
+    slab_fork_register(fork_prepare, fork_parent, fork_child, FORK_ORDER_ENDPOINT);
 }
 
 static int start_locked(const char *path)
 {
     int rc = path ? (strlen(path) < sizeof srv.path ? 0 : -ENAMETOOLONG)
-                  : default_path(srv.path, sizeof srv.path);
+                  : endpoint_default_path(srv.path, sizeof srv.path);
     if (rc != 0)
         return rc;
     if (path)
@@ -694,7 +512,7 @@ static void at_exit(void)
 {
     pthread_mutex_lock(&srv.lock);
     if (srv.running && srv.owner == getpid())
-        stop_locked(STATS_EXIT_JOIN_MS);
+        stop_locked(EXIT_JOIN_MS);
     pthread_mutex_unlock(&srv.lock);
 }
 
@@ -704,33 +522,4 @@ const char *slab_stats_socket_path(void)
     const char *p = srv.running ? srv.path : NULL;
     pthread_mutex_unlock(&srv.lock);
     return p;
-}
-
-/* SLABDEFRAG_STATS=1: serve from the start (SLABDEFRAG_STATS_SOCKET picks the path). */
-static void stats_autostart(void)
-{
-    const char *on = secure_getenv("SLABDEFRAG_STATS");
-    if (!on || strcmp(on, "1") != 0)
-        return;
-    const char *path = secure_getenv("SLABDEFRAG_STATS_SOCKET");
-    int rc = slab_stats_serve_start(path && *path ? path : NULL);
-    if (rc < 0)
-        fprintf(stderr, "slabdefrag: stats endpoint not started: %s\n", strerror(-rc));
-}
-
-static pthread_once_t autostart_once = PTHREAD_ONCE_INIT;
-
-/*
- * Run the autostart once per process: from the shared library's constructor, and
- * from slab_cache_create (cache.c), because a statically linked program only pulls
- * this file in when something references it.
- */
-void stats_autostart_once(void)
-{
-    pthread_once(&autostart_once, stats_autostart);
-}
-
-__attribute__((constructor)) static void stats_autostart_ctor(void)
-{
-    stats_autostart_once();
 }

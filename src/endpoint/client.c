@@ -1,14 +1,16 @@
 /*
- * slab/stats_client.c — the client half of <slabdefrag/stats.h>: finding a
- * process's stats endpoint and asking it one question (statsd.c is the server).
+ * endpoint/client.c — the client half of <slabdefrag/stats.h>: finding a
+ * process's control endpoint and asking it one question (server.c serves).
  *
  * 1. Finding.  The server's default directories depend on its environment and
  *    euid, which a client cannot see; it tries, in order, $XDG_RUNTIME_DIR/
  *    slabdefrag (ours), /run/user/<uid>/slabdefrag and /tmp/slabdefrag-<uid> for
- *    the target's uid (the owner of /proc/<pid>) and for ours, and takes the
- *    first path it can trust: a socket owned by that uid, in a directory (not
- *    a symlink) owned by that uid with no group/other access, served by the
- *    process itself (SO_PEERCRED pid == the target pid, uid == that uid; the
+ *    the target's uid (the owner of /proc/<pid>) and for ours (paths.c's
+ *    endpoint_dir_name, as the server names its directory), and takes the
+ *    first path it can trust: a socket owned by that uid, in a directory that
+ *    passes the server's own rule for it (endpoint_dir_private: not a symlink,
+ *    owned by that uid, no group/other access), served by
+ *    the process itself (SO_PEERCRED pid == the target pid, uid == that uid; the
  *    check connects once and hangs up).  A socket found only where these fail
  *    (another user pre-created the directory, a fake server) is -EPERM, so a
  *    privileged client never reads or acts on a stranger's endpoint.  A path
@@ -18,8 +20,9 @@
  *    close before reading our line: then send fails with EPIPE but its answer
  *    is still queued for us, so we read it.  A reset after some data counts as
  *    EOF (the server closed with bytes of ours unread).
- * 3. Bounds.  5 s without progress is -ETIMEDOUT; replies over 64 MiB are
- *    -EMSGSIZE; an empty reply is -ECONNRESET (every answer has at least "{}").
+ * 3. Bounds.  CLIENT_TIMEOUT_MS = 5 s without progress is -ETIMEDOUT; replies
+ *    over CLIENT_REPLY_MAX = 64 MiB are -EMSGSIZE; an empty reply is
+ *    -ECONNRESET (every answer has at least "{}").
  *    No lock and no global state: any number of threads may call these.
  */
 #define _GNU_SOURCE
@@ -35,28 +38,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include <slabdefrag/stats.h>
+#include "endpoint/internal.h"
 
-#include "stats_sock.h"
-
-#define STATS_TIMEOUT_MS 5000
-#define STATS_REPLY_MAX (64u << 20)
-
-static bool usable_xdg_dir(const char *xdg)
-{
-    return xdg && xdg[0] == '/';
-}
-
-/* Shared with statsd.c (declared in stats_sock.h). */
-int stats_make_addr(const char *path, struct sockaddr_un *addr)
-{
-    memset(addr, 0, sizeof *addr);
-    addr->sun_family = AF_UNIX;
-    if (strlen(path) >= sizeof addr->sun_path)
-        return -ENAMETOOLONG;
-    strcpy(addr->sun_path, path);
-    return 0;
-}
+#define CLIENT_TIMEOUT_MS 5000
+#define CLIENT_REPLY_MAX (64u << 20)
 
 /* The socket at `path` may be trusted as process pid's endpoint: its directory
  * is a real directory owned by `uid` that nobody else may enter or write (as
@@ -75,12 +60,10 @@ static int trusted_socket(const char *path, pid_t pid, uid_t uid)
     if (!slash || slash == dir)
         return -EPERM;
     *slash = '\0';
-    struct stat ds;
-    if (lstat(dir, &ds) != 0 || !S_ISDIR(ds.st_mode) || ds.st_uid != uid || (ds.st_mode & 077) ||
-        st.st_uid != uid)
+    if (endpoint_dir_private(dir, uid) != 0 || st.st_uid != uid)
         return -EPERM;
     struct sockaddr_un addr;
-    if (stats_make_addr(path, &addr) != 0)
+    if (endpoint_make_addr(path, &addr) != 0)
         return -ENOENT;
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
@@ -110,17 +93,14 @@ int slab_stats_find_socket(pid_t pid, char *buf, size_t size)
     for (int k = 0; k < 5; k++) {
         /* 0: our XDG dir; 1, 2: /run/user of target, ours; 3, 4: /tmp of target, ours */
         uid_t owner = k == 0 ? uids[1] : uids[(k - 1) % 2];
-        int n;
-        if (k == 0 && !usable_xdg_dir(xdg))
+        char runtime[64], dir[PATH_MAX];
+        if (k == 0 && !(xdg && xdg[0] == '/'))
             continue;
-        if (k == 0)
-            n = snprintf(buf, size, "%s/slabdefrag/%ld.sock", xdg, (long)pid);
-        else if (k <= 2)
-            n = snprintf(buf, size, "/run/user/%lu/slabdefrag/%ld.sock", (unsigned long)owner,
-                         (long)pid);
-        else
-            n = snprintf(buf, size, "/tmp/slabdefrag-%lu/%ld.sock", (unsigned long)owner,
-                         (long)pid);
+        snprintf(runtime, sizeof runtime, "/run/user/%lu", (unsigned long)owner);
+        const char *rt = k == 0 ? xdg : k <= 2 ? runtime : NULL;
+        int n = endpoint_dir_name(dir, sizeof dir, rt, owner) == 0
+                    ? snprintf(buf, size, "%s/%ld.sock", dir, (long)pid)
+                    : -1;
         if (n < 0 || (size_t)n >= size) {
             too_long = true;
             continue;
@@ -135,13 +115,13 @@ int slab_stats_find_socket(pid_t pid, char *buf, size_t size)
     return rc;
 }
 
-/* Wait up to STATS_TIMEOUT_MS for `events` on fd: 0, or -ETIMEDOUT / -errno. */
+/* Wait up to CLIENT_TIMEOUT_MS for `events` on fd: 0, or -ETIMEDOUT / -errno. */
 static int wait_fd(int fd, short events)
 {
     struct pollfd p = { .fd = fd, .events = events };
     int n;
     do
-        n = poll(&p, 1, STATS_TIMEOUT_MS);
+        n = poll(&p, 1, CLIENT_TIMEOUT_MS);
     while (n < 0 && errno == EINTR);
     return n > 0 ? 0 : n == 0 ? -ETIMEDOUT : -errno;
 }
@@ -175,9 +155,9 @@ static long recv_all(int fd, char **out)
     long rc = buf ? 0 : -ENOMEM;
     while (rc == 0) {
         if (len + 1 == cap) {
-            char *nb = cap >= STATS_REPLY_MAX ? NULL : realloc(buf, cap * 2);
+            char *nb = cap >= CLIENT_REPLY_MAX ? NULL : realloc(buf, cap * 2);
             if (!nb) {
-                rc = cap >= STATS_REPLY_MAX ? -EMSGSIZE : -ENOMEM;
+                rc = cap >= CLIENT_REPLY_MAX ? -EMSGSIZE : -ENOMEM;
                 break;
             }
             buf = nb;
@@ -208,7 +188,7 @@ long slab_stats_request(const char *socket_path, const char *request, char **rep
 {
     struct sockaddr_un addr;
     *reply = NULL;
-    long rc = stats_make_addr(socket_path, &addr);
+    long rc = endpoint_make_addr(socket_path, &addr);
     if (rc == 0 && strlen(request) + 1 > SLAB_STATS_LINE_MAX)
         rc = -EMSGSIZE;
     int fd = rc == 0 ? socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0) : -1;
