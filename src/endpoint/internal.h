@@ -32,9 +32,9 @@
  *     application's callbacks run under it, so its own locks nest here too),
  *     cache_list_lock, bg_lock, heaps_lock, cache->lock, the segment pool and
  *     spare locks, meta_lock.  So both endpoint locks come before those.
- *   - srv.lock is never held while the endpoint thread waits for it, but stop
- *     joins that thread under srv.lock, so srv.lock waits for whatever a request
- *     waits for (a pass); it is therefore first.
+ *   - The endpoint thread never takes srv.lock, but stop joins that thread with
+ *     srv.lock held, so srv.lock waits for whatever a request waits for (a
+ *     pass, the application's callbacks): it is therefore first.
  *   - No slab code takes an endpoint lock: the core calls the endpoint only
  *     through slab_upper_hooks.cache_create at the start of slab_cache_create,
  *     with no slab lock held.

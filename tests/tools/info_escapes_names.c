@@ -8,7 +8,7 @@
  * refuses (non-zero exit, nothing printed) a reply with a raw control character
  * inside a string, which is not JSON.
  */
-#include "statstest.h"
+#include "endpointtest.h"
 
 static const char hostile[] =
     "{\"caches\": [\n  {\"name\": \"x\\u001b[2J\x7f\\\\caf\xc3\xa9\", \"object_size\": 8}\n]}\n";

@@ -1,5 +1,6 @@
 /*
- * statstest.h — helpers for the stats endpoint tests (tests/tools/stats_*.c).
+ * endpointtest.h — helpers for the control endpoint's tests (tests/endpoint/)
+ * and the CLI tests that talk to an endpoint (tests/tools/).
  *
  * server_spawn() forks a child that builds caches in known states (frag_setup:
  * a movable cache fragmented to 10% fill, a plain cache, a cache whose name has
@@ -14,9 +15,14 @@
  * hostile endpoint); stop_fake() ends it.
  * run_cli() runs the built `slabdefrag` binary ($SLABDEFRAG_CLI, else
  * ../tools/slabdefrag next to this test's executable) and captures its stdout.
+ * Raw-socket helpers (connect_to, read_reply, exchange, expect_error*,
+ * abandon_connections) talk to a server without the client library, as a
+ * careless or hostile client would.  server_check_finish() is how every
+ * server-child test ends: "info" still answered, the child alive, and its
+ * clean exit (status 0).
  */
-#ifndef SLABDEFRAG_STATSTEST_H
-#define SLABDEFRAG_STATSTEST_H
+#ifndef SLABDEFRAG_ENDPOINTTEST_H
+#define SLABDEFRAG_ENDPOINTTEST_H
 
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -25,6 +31,7 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -46,7 +53,6 @@
 #define FRAG_OBJECTS 20000
 #define FRAG_KEEP_EVERY 10 /* keep 1 object in 10 */
 #define NOBODY 65534
-#define ST_MAYBE_UNUSED __attribute__((unused))
 /* Each test uses a different subset of these static helpers. */
 #pragma GCC diagnostic ignored "-Wunused-function"
 
@@ -187,7 +193,7 @@ static void server_spawn(struct server_child *sc, const char *path, uid_t run_as
     }
 }
 
-ST_MAYBE_UNUSED static bool server_alive(const struct server_child *sc)
+static bool server_alive(const struct server_child *sc)
 {
     int st;
     return waitpid(sc->pid, &st, WNOHANG) == 0;
@@ -206,7 +212,7 @@ static int server_finish(struct server_child *sc)
 
 /* One request through the client library; the reply (caller frees), or NULL
  * with the error in *err. */
-ST_MAYBE_UNUSED static char *ask(const char *path, const char *request, long *err)
+static char *ask(const char *path, const char *request, long *err)
 {
     char *reply;
     long rc = slab_stats_request(path, request, &reply);
@@ -216,7 +222,7 @@ ST_MAYBE_UNUSED static char *ask(const char *path, const char *request, long *er
 }
 
 /* The number after "FIELD": in the JSON object of cache NAME, or UINT64_MAX. */
-ST_MAYBE_UNUSED static uint64_t cache_field(const char *json, const char *name, const char *field)
+static uint64_t cache_field(const char *json, const char *name, const char *field)
 {
     char key[128];
     snprintf(key, sizeof key, "\"name\": \"%s\"", name);
@@ -233,7 +239,7 @@ ST_MAYBE_UNUSED static uint64_t cache_field(const char *json, const char *name, 
 
 /* A fake endpoint at `path` (another process): answers every connection with
  * `reply`, whatever was asked.  stop_fake() kills it and removes the socket. */
-ST_MAYBE_UNUSED static pid_t fake_server(const char *path, const char *reply)
+static pid_t fake_server(const char *path, const char *reply)
 {
     int ready[2];
     CHECK(pipe(ready) == 0, "pipe");
@@ -267,14 +273,14 @@ ST_MAYBE_UNUSED static pid_t fake_server(const char *path, const char *reply)
     return pid;
 }
 
-ST_MAYBE_UNUSED static void stop_fake(pid_t pid, const char *path)
+static void stop_fake(pid_t pid, const char *path)
 {
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
     unlink(path);
 }
 
-ST_MAYBE_UNUSED static const char *cli_path(void)
+static const char *cli_path(void)
 {
     static char path[PATH_MAX];
     const char *env = getenv("SLABDEFRAG_CLI");
@@ -290,7 +296,7 @@ ST_MAYBE_UNUSED static const char *cli_path(void)
 }
 
 /* Run `slabdefrag ARGS...` (NULL-terminated); stdout into out; exit status. */
-ST_MAYBE_UNUSED static int run_cli(char *out, size_t cap, ...)
+static int run_cli(char *out, size_t cap, ...)
 {
     const char *argv[16] = { cli_path() };
     va_list ap;
@@ -318,6 +324,147 @@ ST_MAYBE_UNUSED static int run_cli(char *out, size_t cap, ...)
     int st;
     CHECK(waitpid(pid, &st, 0) == pid, "waitpid");
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* ---- other users (tests that run as root and switch uid in a child) ---- */
+
+/* Run fn(path) as `uid` in a forked child; its exit status. */
+static int as_user(uid_t uid, int (*fn)(const char *), const char *path)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    CHECK(pid >= 0, "fork");
+    if (pid == 0) {
+        if (setgroups(0, NULL) != 0 || setgid(uid) != 0 || setuid(uid) != 0 || getuid() != uid)
+            _exit(90);
+        _exit(fn(path));
+    }
+    int st;
+    CHECK(waitpid(pid, &st, 0) == pid, "waitpid");
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* 0 when refused: no connection at all (EACCES), or a "permission denied" reply. */
+static int refused_info(const char *path)
+{
+    long err;
+    char *r = ask(path, "info", &err);
+    if (!r)
+        return err == -EACCES ? 0 : 10;
+    int rc = strstr(r, "caches") ? 11 : strstr(r, "permission denied") ? 0 : 12;
+    free(r);
+    return rc;
+}
+
+/* 0 when "info" is answered with the server child's caches. */
+static int allowed_info(const char *path)
+{
+    char *r = ask(path, "info", NULL);
+    int rc = r && strstr(r, "sdt_movable") ? 0 : 40;
+    free(r);
+    return rc;
+}
+
+/* Tests that switch users need root; 77 (skip) otherwise. */
+static void need_root(const char *test)
+{
+    if (geteuid() != 0) {
+        fprintf(stderr, "%s: needs root to switch users; skipped\n", test);
+        exit(77);
+    }
+}
+
+/* ---- raw sockets: a client that does not use the client library ---- */
+
+static int connect_to(const char *path)
+{
+    struct sockaddr_un a = { .sun_family = AF_UNIX };
+    snprintf(a.sun_path, sizeof a.sun_path, "%s", path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CHECK(fd >= 0, "socket");
+    CHECK(connect(fd, (struct sockaddr *)&a, sizeof a) == 0, "connect: %s", strerror(errno));
+    return fd;
+}
+
+/* Read until EOF (or reset) with a generous bound; the text read. */
+static char *read_reply(int fd)
+{
+    size_t cap = 1 << 16, len = 0;
+    char *buf = malloc(cap);
+    CHECK(buf, "malloc");
+    for (;;) {
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        CHECK(poll(&p, 1, 20000) == 1, "server answered within 20 s");
+        ssize_t n = recv(fd, buf + len, cap - 1 - len, 0);
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+        CHECK(len < cap - 1, "reply too long");
+    }
+    buf[len] = '\0';
+    return buf;
+}
+
+/* All of data sent, or the server had already refused the connection. */
+static bool send_or_refused(int fd, const void *data, size_t len)
+{
+    ssize_t n = send(fd, data, len, MSG_NOSIGNAL);
+    return n == (ssize_t)len || (n < 0 && (errno == EPIPE || errno == ECONNRESET));
+}
+
+/* Send raw bytes (optionally closing our write side) and return the reply. */
+static char *exchange(const char *path, const void *data, size_t len, bool shut)
+{
+    int fd = connect_to(path);
+    CHECK(send(fd, data, len, MSG_NOSIGNAL) == (ssize_t)len, "send");
+    if (shut)
+        shutdown(fd, SHUT_WR);
+    char *r = read_reply(fd);
+    close(fd);
+    return r;
+}
+
+static void expect_error(const char *path, const void *data, size_t len, const char *needle)
+{
+    char *r = exchange(path, data, len, false);
+    CHECK(strncmp(r, "{\"error\": ", 10) == 0 && strstr(r, needle), "reply to %.40s: '%s'",
+          (const char *)data, r);
+    free(r);
+}
+
+static void expect_error_line(const char *path, const char *line, const char *needle)
+{
+    expect_error(path, line, strlen(line), needle);
+}
+
+/* 50 clients that connect and hang up: at once, after a partial line, or after
+ * a whole request whose reply they never read. */
+static void abandon_connections(const char *path)
+{
+    for (int i = 0; i < 50; i++) {
+        int fd = connect_to(path);
+        /* The server may still hold earlier abandoned connections (it notices a
+         * close only on its next poll), so this one can be over its limit and be
+         * answered "busy" and closed before we send: EPIPE/ECONNRESET is fine. */
+        if (i % 3 == 1)
+            CHECK(send_or_refused(fd, "inf", 3), "send: %s", strerror(errno));
+        if (i % 3 == 2)
+            CHECK(send_or_refused(fd, "info\n", 5), "send: %s", strerror(errno));
+        close(fd);
+    }
+}
+
+/* The end of every server-child test: the endpoint still answers "info", the
+ * child is alive, and it stops cleanly with intact caches (status 0). */
+static void server_check_finish(struct server_child *sc)
+{
+    char *r = ask(sc->path, "info", NULL);
+    CHECK(r && strstr(r, "sdt_movable"), "info still answered");
+    free(r);
+    CHECK(server_alive(sc), "server child alive");
+    int st = server_finish(sc);
+    CHECK(st == 0, "server child exit status %d", st);
+    CHECK(access(sc->path, F_OK) != 0, "socket unlinked");
 }
 
 #endif

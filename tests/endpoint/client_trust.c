@@ -1,5 +1,5 @@
 /*
- * stats_client_trust: the client does not trust any socket it finds.  A fake
+ * client_trust: the client does not trust any socket it finds.  A fake
  * endpoint (another process, serving a made-up cache) at the path where
  * process T's socket would be is refused by slab_stats_find_socket (-EPERM)
  * and by `slabdefrag info T` (non-zero exit, no fake cache printed) when:
@@ -12,7 +12,7 @@
  * `info T` works.  XDG_RUNTIME_DIR points at a fresh directory, so the default
  * paths of other tests are not touched.
  */
-#include "statstest.h"
+#include "endpointtest.h"
 
 
 static char base[] = "/tmp/sdtrust-XXXXXX";

@@ -1,12 +1,12 @@
 /*
- * stats_shrink_destroy_race: "shrink CACHE" and "defrag CACHE N" requests to the
+ * shrink_destroy_race: "shrink CACHE" and "defrag CACHE N" requests to the
  * stats endpoint while another thread creates and destroys that very cache in a
  * loop.  The endpoint used to look the cache up without pinning it, so a
  * destroy during the pass freed the cache under it (SIGSEGV, or ASan
  * heap-use-after-free in defrag_pass).  Now the endpoint pins the cache: every
  * reply is {"ok": true, ...} or {"error": "no such cache"}, and the process
  * survives.  Each cache life is seeded (object count, which objects stay), so a
- * failing seed can be replayed: stats_shrink_destroy_race SEED [SECONDS].
+ * failing seed can be replayed: shrink_destroy_race SEED [SECONDS].
  * Runs stress_seconds(2) (1 under sanitizers); `make stress` runs it longer.
  * TEST_LABELS: stress
  */
