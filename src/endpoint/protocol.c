@@ -52,7 +52,8 @@ char *endpoint_reply_error(const char *msg) { return reply_printf(ENDPOINT_ERROR
 static char *reply_bytes(long rc, const char *what)
 {
     if (rc < 0)
-        return reply_printf("{\"error\": \"%s: %s\", \"errno\": %ld}\n", what, strerror((int)-rc), -rc);
+        return reply_printf("{\"error\": \"%s: %s\", \"errno\": %ld}\n", what,
+                            strerror((int)-rc), -rc);
     return reply_printf("{\"ok\": true, \"bytes\": %ld}\n", rc);
 }
 

@@ -98,7 +98,7 @@ struct conn {
 
 static struct server {
     pthread_mutex_t lock;
-    pthread_mutex_t serve_lock; /* held by the server thread while it works */
+    pthread_mutex_t serve_lock; /* held by the endpoint thread while it works on conns */
     bool running;
     pid_t owner;
     pthread_t thread;
@@ -106,7 +106,7 @@ static struct server {
     dev_t sock_dev;
     ino_t sock_ino;
     char path[ENDPOINT_SUN_PATH_MAX];
-    struct conn conns[SLAB_STATS_MAX_CLIENTS]; /* server thread only */
+    struct conn conns[SLAB_STATS_MAX_CLIENTS]; /* endpoint thread (serve_lock), fork child */
 } srv = { .lock = PTHREAD_MUTEX_INITIALIZER, .serve_lock = PTHREAD_MUTEX_INITIALIZER,
         .listen_fd = -1, .wake_rd = -1, .wake_wr = -1 };
 
@@ -248,7 +248,8 @@ static void conn_pollfds(struct pollfd pfd[SLAB_STATS_MAX_CLIENTS])
 
 /* Serve the connections poll() found ready (any_ready: pfd[].revents are
  * valid) and close those past their deadline. */
-static void service_conns(const struct pollfd pfd[SLAB_STATS_MAX_CLIENTS], bool any_ready, int64_t now)
+static void service_conns(const struct pollfd pfd[SLAB_STATS_MAX_CLIENTS], bool any_ready,
+                          int64_t now)
 {
     for (int i = 0; i < SLAB_STATS_MAX_CLIENTS; i++) {
         struct conn *c = &srv.conns[i];
@@ -305,7 +306,7 @@ static int64_t accept_all(int64_t now)
     }
 }
 
-/* ---- the server thread --------------------------------------------------------- */
+/* ---- the endpoint thread --------------------------------------------------------- */
 
 static int poll_timeout(int64_t now, int64_t accept_paused_until)
 {
@@ -318,7 +319,7 @@ static int poll_timeout(int64_t now, int64_t accept_paused_until)
     return next <= now ? 0 : (int)(next - now);
 }
 
-static void *server_main(void *unused)
+static void *endpoint_main(void *unused)
 {
     struct pollfd pfd[2 + SLAB_STATS_MAX_CLIENTS];
     int64_t accept_paused_until = 0;
@@ -393,13 +394,13 @@ static int start_thread(void)
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    int rc = pthread_create(&srv.thread, NULL, server_main, NULL);
+    int rc = pthread_create(&srv.thread, NULL, endpoint_main, NULL);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     return -rc;
 }
 
 static void at_exit(void);
-/* srv.lock, then serve_lock: the server thread is between two polls, so its
+/* srv.lock, then serve_lock: the endpoint thread is between two polls, so its
  * connection table is consistent when fork() copies it. */
 static void fork_prepare(void)
 {
@@ -413,7 +414,7 @@ static void fork_parent(void)
     pthread_mutex_unlock(&srv.lock);
 }
 
-/* In the child the server thread does not exist: drop our copies of its fds. */
+/* In the child the endpoint thread does not exist: drop our copies of its fds. */
 static void fork_child(void)
 {
     if (srv.running) {

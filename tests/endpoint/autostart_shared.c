@@ -20,12 +20,11 @@
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <slabdefrag/stats.h>
 
-#include "testutil.h"
+#include "pipedchild.h"
 
 static char lib[PATH_MAX];
 
@@ -39,49 +38,28 @@ static void find_library(void)
     CHECK(access(lib, R_OK) == 0, "no shared library at %s", lib);
 }
 
-struct child {
-    pid_t pid;
-    int in_wr;
-};
-
-static struct child cat_start(const char *stats, const char *path)
+/* cat with the library preloaded, SLABDEFRAG_STATS set to `stats` (NULL:
+ * unset) and the socket path `path`; returns once cat has echoed a line. */
+static struct piped_child cat_start(const char *stats, const char *path)
 {
-    int in[2], out[2];
-    CHECK(pipe(in) == 0 && pipe(out) == 0, "pipe");
-    fflush(NULL);
-    struct child c = { .pid = fork() };
-    CHECK(c.pid >= 0, "fork");
-    if (c.pid == 0) {
-        if (dup2(in[0], 0) < 0 || dup2(out[1], 1) < 0)
-            _exit(126);
-        close(in[1]);
-        close(out[0]);
-        if (stats)
-            setenv("SLABDEFRAG_STATS", stats, 1);
-        else
-            unsetenv("SLABDEFRAG_STATS");
-        setenv("SLABDEFRAG_STATS_SOCKET", path, 1);
-        setenv("LD_PRELOAD", lib, 1);
-        execlp("cat", "cat", (char *)NULL);
-        _exit(127);
-    }
-    close(in[0]);
-    close(out[1]);
+    static char preload_env[PATH_MAX + 16], sock_env[160];
+    snprintf(preload_env, sizeof preload_env, "LD_PRELOAD=%s", lib);
+    snprintf(sock_env, sizeof sock_env, "SLABDEFRAG_STATS_SOCKET=%s", path);
+    const char *env[] = { stats ? "SLABDEFRAG_STATS=1" : "SLABDEFRAG_STATS", sock_env,
+                          preload_env, NULL };
+    char *argv[] = { "cat", NULL };
+    struct piped_child c = piped_spawn(argv, env);
     char buf[6];
-    CHECK(write(in[1], "ready\n", 6) == 6, "write");
-    CHECK(read(out[0], buf, sizeof buf) == 6 && memcmp(buf, "ready\n", 6) == 0,
+    CHECK(write(c.to_child, "ready\n", 6) == 6, "write");
+    CHECK(read(c.from_child, buf, sizeof buf) == 6 && memcmp(buf, "ready\n", 6) == 0,
           "cat did not echo");
-    close(out[0]);
-    c.in_wr = in[1];
     return c;
 }
 
-static void cat_finish(struct child *c)
+static void cat_finish(struct piped_child *c)
 {
-    close(c->in_wr);
-    int st;
-    CHECK(waitpid(c->pid, &st, 0) == c->pid && WIFEXITED(st) && WEXITSTATUS(st) == 0,
-          "cat status %d", st);
+    int st = piped_finish(c);
+    CHECK(st == 0, "cat status %d", st);
 }
 
 int main(void)
@@ -91,7 +69,7 @@ int main(void)
     CHECK(mkdtemp(dir), "mkdtemp");
     snprintf(path, sizeof path, "%s/s.sock", dir);
 
-    struct child c = cat_start("1", path);
+    struct piped_child c = cat_start("1", path);
     char *reply, want[64];
     long n = slab_stats_request(path, "version", &reply);
     CHECK(n > 0, "version: %s", strerror((int)-n));

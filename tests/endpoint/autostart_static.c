@@ -23,14 +23,14 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <slabdefrag/slab.h>
 #include <slabdefrag/stats.h>
 
-#include "testutil.h"
+#include "pipedchild.h"
 
 static int child_main(void)
 {
@@ -48,53 +48,30 @@ static int child_main(void)
     return 0;
 }
 
-struct child {
-    pid_t pid;
-    int in_wr; /* closing it tells the child to exit */
-};
-
-/* Start the child with `stats` as SLABDEFRAG_STATS (NULL: unset) and the
- * socket path `path`; returns once it has created its cache. */
-static struct child child_start(const char *stats, const char *path)
+/* The child, with SLABDEFRAG_STATS set to `stats` (NULL: unset) and the socket
+ * path `path`; returns once it has created its cache. */
+static struct piped_child child_start(const char *stats, const char *path)
 {
-    int in[2], out[2];
-    CHECK(pipe(in) == 0 && pipe(out) == 0, "pipe");
-    fflush(NULL);
-    struct child c = { .pid = fork() };
-    CHECK(c.pid >= 0, "fork");
-    if (c.pid == 0) {
-        if (dup2(in[0], 0) < 0 || dup2(out[1], 1) < 0)
-            _exit(126);
-        close(in[1]);
-        close(out[0]);
-        if (stats)
-            setenv("SLABDEFRAG_STATS", stats, 1);
-        else
-            unsetenv("SLABDEFRAG_STATS");
-        setenv("SLABDEFRAG_STATS_SOCKET", path, 1);
-        execl("/proc/self/exe", "autostart_static", "--child", (char *)NULL);
-        _exit(127);
-    }
-    close(in[0]);
-    close(out[1]);
+    static char stats_env[32], sock_env[160];
+    snprintf(stats_env, sizeof stats_env, "SLABDEFRAG_STATS=%s", stats ? stats : "");
+    snprintf(sock_env, sizeof sock_env, "SLABDEFRAG_STATS_SOCKET=%s", path);
+    const char *env[] = { stats ? stats_env : "SLABDEFRAG_STATS", sock_env, NULL };
+    char *argv[] = { "/proc/self/exe", "--child", NULL };
+    struct piped_child c = piped_spawn(argv, env);
     char b;
-    CHECK(read(out[0], &b, 1) == 1 && b == 'r', "child did not get ready");
-    close(out[0]);
-    c.in_wr = in[1];
+    CHECK(read(c.from_child, &b, 1) == 1 && b == 'r', "child did not get ready");
     return c;
 }
 
-static void child_finish(struct child *c)
+static void child_finish(struct piped_child *c)
 {
-    close(c->in_wr);
-    int st;
-    CHECK(waitpid(c->pid, &st, 0) == c->pid && WIFEXITED(st) && WEXITSTATUS(st) == 0,
-          "child status %d", st);
+    int st = piped_finish(c);
+    CHECK(st == 0, "child status %d", st);
 }
 
 static void check_serving(const char *path)
 {
-    struct child c = child_start("1", path);
+    struct piped_child c = child_start("1", path);
     char *reply;
     long n = slab_stats_request(path, "info", &reply);
     CHECK(n > 0, "info: %s", strerror((int)-n));
@@ -113,7 +90,7 @@ static void check_serving(const char *path)
 
 static void check_not_serving(const char *stats, const char *path)
 {
-    struct child c = child_start(stats, path);
+    struct piped_child c = child_start(stats, path);
     CHECK(access(path, F_OK) != 0 && errno == ENOENT, "SLABDEFRAG_STATS=%s: a socket at %s",
           stats ? stats : "(unset)", path);
     child_finish(&c);
