@@ -28,10 +28,11 @@
  *     comes before srv.lock; our hooks run first (FORK_ORDER_ENDPOINT, fork.h).
  *   - Under serve_lock a request calls the slab API (slab_info_write,
  *     slab_cache_shrink, slab_cache_defrag, slab_reclaim, cache_find_pinned),
- *     which takes every other slab lock: destroy_rw, a cache's defrag_lock (the
- *     application's callbacks run under it, so its own locks nest here too),
- *     cache_list_lock, bg_lock, heaps_lock, cache->lock, the segment pool and
- *     spare locks, meta_lock.  So both endpoint locks come before those.
+ *     which takes the slab locks from a cache's defrag_lock down (the
+ *     application's callbacks run under defrag_lock, so the application's own
+ *     locks nest here too): cache_list_lock, bg_lock, heaps_lock, cache->lock,
+ *     the segment pool and spare locks, meta_lock.  So both endpoint locks come
+ *     before every slab lock after table_lock.
  *   - The endpoint thread never takes srv.lock, but stop joins that thread with
  *     srv.lock held, so srv.lock waits for whatever a request waits for (a
  *     pass, the application's callbacks): it is therefore first.
