@@ -305,6 +305,18 @@ static inline struct slab_cache *slab_owner_cache(const struct slab *sl)
 {
     return atomic_load_explicit(&((struct slab *)sl)->cache, relaxed);
 }
+/* Move a slab the caller holds (cache->lock, or a pass that owns it) to `state`,
+ * keeping its remote stack: remote freers CAS the same word, so this is a CAS
+ * loop.  The delay bits end NORMAL: no caller's slab is armed (LISTED slabs
+ * never are; cache_put_slab disarms first). */
+static inline void slab_set_state(struct slab *sl, unsigned state)
+{
+    uint64_t old = atomic_load(&sl->xfree);
+    while (!atomic_compare_exchange_weak(&sl->xfree, &old,
+                                         xf_make(state, xf_count(old), xf_head(old))))
+        ;
+}
+
 static inline bool slab_is_live_of(const struct slab *sl, const struct slab_cache *s)
 {
     return atomic_load_explicit(&((struct slab *)sl)->magic, relaxed) == SLAB_MAGIC &&

@@ -291,10 +291,7 @@ struct slab *cache_take_partial(struct slab_cache *s, struct heap *h)
         sl = slab_list_pop(&s->empty); /* the newest: its pages are the likeliest resident */
     if (sl) {
         atomic_store_explicit(&sl->owner, h, relaxed);
-        uint64_t old = atomic_load(&sl->xfree);
-        while (!atomic_compare_exchange_weak(&sl->xfree, &old,
-                                             xf_make(SS_OWNED, xf_count(old), xf_head(old))))
-            ;
+        slab_set_state(sl, SS_OWNED);
         slab_merge_remote(s, sl);
     }
     pthread_mutex_unlock(&s->lock);
@@ -423,10 +420,7 @@ void cache_put_slab(struct slab_cache *s, struct slab *sl)
     }
     pthread_mutex_lock(&s->lock);
     atomic_store_explicit(&sl->owner, NULL, relaxed);
-    uint64_t old = atomic_load(&sl->xfree);
-    while (!atomic_compare_exchange_weak(&sl->xfree, &old,
-                                         xf_make(SS_LISTED, xf_count(old), xf_head(old))))
-        ;
+    slab_set_state(sl, SS_LISTED);
     cache_partial_add(s, sl);
     cache_settle_listed(s, sl);
     struct slab *chain = detach_empty(s, empty_keep(s));
