@@ -242,11 +242,11 @@ unsigned reclaim_some(struct bcache *bc)
         } else if (under_wb) {
             page_put(under_wb);
         }
+        if (!evicted)
+            TEST_HOOK(after_sweep, bc, attempt);
         /* Pinned pages are worth waiting for only while a writer (flusher,
          * throttled writer) holds pins: it may sit preempted on a batch of
          * collected pages.  A user's pins last: fail at once, as ever. */
-        if (!evicted)
-            TEST_HOOK(after_sweep, bc, attempt);
         if (!pending && !(pinned && atomic_load(&bc->writer_pins) > 0))
             break;
         if (!evicted && !under_wb)
