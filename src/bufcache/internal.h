@@ -77,11 +77,17 @@
  *    locked buffers => ring attached.  mem_used == frames_resident * 4096 +
  *    descriptor bytes + bh_live * bh_size + index bytes <= memory_limit.
  * 5. Numbers: see each file.  6. Observability: struct bcache_stats.
+ * 7. Test hooks.  Points where a test forces an interleaving (bh_defrag.c's get
+ *    and kick, reclaim.c's sweeps) exist only in the testing build of the
+ *    library (SLABDEFRAG_TESTING: the static slabdefrag_testing that only tests
+ *    link); in the shipped libraries TEST_HOOK is nothing, and neither the hook
+ *    pointers nor their setters exist (tests/library/no_testing_symbols).
  */
 #ifndef SLABDEFRAG_BUFCACHE_INTERNAL_H
 #define SLABDEFRAG_BUFCACHE_INTERNAL_H
 
 #include <slabdefrag/buffer.h>
+#include <slabdefrag/buffer_fault.h>
 #include <slabdefrag/slab.h>
 
 #include <errno.h>
@@ -160,9 +166,7 @@ static inline struct bh_impl *bh_impl(struct buffer_head *bh)
 
 /* ---- device map and handle ------------------------------------------------ */
 
-enum bdev_io_op { BDEV_IO_READ, BDEV_IO_WRITE, BDEV_IO_FLUSH, BDEV_IO_NR };
-
-struct bdev_faults {                 /* test-only fault injection (fault.h) */
+struct bdev_faults {                 /* fault injection (<slabdefrag/buffer_fault.h>) */
     _Atomic uint64_t count[BDEV_IO_NR];   /* operations issued so far */
     _Atomic uint64_t fail_at[BDEV_IO_NR]; /* 0 = off; else the op number to fail */
     _Atomic int error[BDEV_IO_NR];
@@ -310,6 +314,33 @@ void bc_word_wake(_Atomic uint32_t *word);
 /* Clear `bit` (release) and wake sleepers if waiters_bit was set. */
 void bc_word_clear_wake(_Atomic uint32_t *word, uint32_t bit, uint32_t waiters_bit);
 
+/* ---- test hooks (section 7) ------------------------------------------------------ */
+
+/*
+ * TEST_HOOKS_DEFINE(type, setter) defines a file's hook pointer `test_hooks`
+ * (a struct of function pointers plus `arg`, set and cleared by a test with
+ * setter(&hooks) / setter(NULL)); TEST_HOOK(fn, args...) calls
+ * test_hooks->fn(args..., arg) if it is set.  Both are empty outside the
+ * testing build.
+ */
+#ifdef SLABDEFRAG_TESTING
+#define TEST_HOOKS_DEFINE(type, setter)                                                   \
+    static _Atomic(const type *) test_hooks;                                              \
+    void setter(const type *hooks)                                                        \
+    {                                                                                     \
+        atomic_store(&test_hooks, hooks);                                                 \
+    }
+#define TEST_HOOK(fn, ...)                                                                \
+    do {                                                                                  \
+        __auto_type hk_ = atomic_load(&test_hooks);                                       \
+        if (hk_ && hk_->fn)                                                               \
+            hk_->fn(__VA_ARGS__, hk_->arg);                                               \
+    } while (0)
+#else
+#define TEST_HOOKS_DEFINE(type, setter)
+#define TEST_HOOK(fn, ...) ((void)0)
+#endif
+
 /* ---- page.c: descriptors, references, lock, index ------------------------------- */
 
 /*
@@ -428,13 +459,15 @@ unsigned reclaim_some(struct bcache *bc);
 /* Charge bytes that are not a frame: release warm free frames, then evict, as
  * needed; false only when reclaim finds nothing to free (all pinned by users). */
 bool mem_charge_reclaiming(struct bcache *bc, size_t bytes);
-/* Test-only: after_sweep runs after each sweep of reclaim_some that evicted
- * nothing (clock_lock held), so a test can change the world between sweeps. */
+#ifdef SLABDEFRAG_TESTING
+/* after_sweep runs after each sweep of reclaim_some that evicted nothing
+ * (clock_lock held), so a test can change the world between sweeps. */
 struct reclaim_test_hooks {
     void (*after_sweep)(struct bcache *bc, unsigned attempt, void *arg);
     void *arg;
 };
 void reclaim_set_test_hooks(const struct reclaim_test_hooks *hooks); /* NULL: none */
+#endif
 /* Evict a frozen, locked, clean page; unlocks it and frees it to the warm list. */
 void page_evict_frozen(struct bcache *bc, struct bc_page *p);
 /* Drop every page of a map (last close); -EBUSY if a buffer head is referenced. */
