@@ -78,7 +78,8 @@
  *    descriptor bytes + bh_live * bh_size + index bytes <= memory_limit.
  * 5. Numbers: see each file.  6. Observability: struct bcache_stats.
  * 7. Test hooks.  Points where a test forces an interleaving (bh_defrag.c's get
- *    and kick, reclaim.c's sweeps) exist only in the testing build of the
+ *    and kick, reclaim.c's sweeps, bh.c's page creation; the macros are in
+ *    common/test_hook.h) exist only in the testing build of the
  *    library (SLABDEFRAG_TESTING: the static slabdefrag_testing that only tests
  *    link); in the shipped libraries TEST_HOOK is nothing, and neither the hook
  *    pointers nor their setters exist (tests/library/no_testing_symbols).
@@ -89,6 +90,8 @@
 #include <slabdefrag/buffer.h>
 #include <slabdefrag/buffer_fault.h>
 #include <slabdefrag/slab.h>
+
+#include "common/test_hook.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -314,32 +317,6 @@ void bc_word_wake(_Atomic uint32_t *word);
 /* Clear `bit` (release) and wake sleepers if waiters_bit was set. */
 void bc_word_clear_wake(_Atomic uint32_t *word, uint32_t bit, uint32_t waiters_bit);
 
-/* ---- test hooks (section 7) ------------------------------------------------------ */
-
-/*
- * TEST_HOOKS_DEFINE(type, setter) defines a file's hook pointer `test_hooks`
- * (a struct of function pointers plus `arg`, set and cleared by a test with
- * setter(&hooks) / setter(NULL)); TEST_HOOK(fn, args...) calls
- * test_hooks->fn(args..., arg) if it is set.  Both are empty outside the
- * testing build.
- */
-#ifdef SLABDEFRAG_TESTING
-#define TEST_HOOKS_DEFINE(type, setter)                                                   \
-    static _Atomic(const type *) test_hooks;                                              \
-    void setter(const type *hooks)                                                        \
-    {                                                                                     \
-        atomic_store(&test_hooks, hooks);                                                 \
-    }
-#define TEST_HOOK(fn, ...)                                                                \
-    do {                                                                                  \
-        __auto_type hk_ = atomic_load(&test_hooks);                                       \
-        if (hk_ && hk_->fn)                                                               \
-            hk_->fn(__VA_ARGS__, hk_->arg);                                               \
-    } while (0)
-#else
-#define TEST_HOOKS_DEFINE(type, setter)
-#define TEST_HOOK(fn, ...) ((void)0)
-#endif
 
 /* ---- page.c: descriptors, references, lock, index ------------------------------- */
 
@@ -460,6 +437,14 @@ unsigned reclaim_some(struct bcache *bc);
  * needed; false only when reclaim finds nothing to free (all pinned by users). */
 bool mem_charge_reclaiming(struct bcache *bc, size_t bytes);
 #ifdef SLABDEFRAG_TESTING
+/* bh.c: before_insert runs when a new page (refcount 2: the index's and the
+ * caller's, ring built) is about to be inserted into the index, where another
+ * thread may insert the same block's page first. */
+struct bh_test_hooks {
+    void (*before_insert)(struct bc_page *p, void *arg);
+    void *arg;
+};
+void bh_set_test_hooks(const struct bh_test_hooks *hooks); /* NULL: none */
 /* after_sweep runs after each sweep of reclaim_some that evicted nothing
  * (clock_lock held), so a test can change the world between sweeps. */
 struct reclaim_test_hooks {

@@ -105,6 +105,8 @@
 
 #include <slabdefrag/slab.h>
 
+#include "common/test_hook.h"
+
 #define likely(x)   __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
 #define relaxed     memory_order_relaxed
@@ -462,6 +464,25 @@ void cache_unlink_slab(struct slab_cache *s, struct slab *sl);   /* cache->lock 
 void cache_partial_add(struct slab_cache *s, struct slab *sl);   /* cache->lock held */
 void cache_partial_remove(struct slab_cache *s, struct slab *sl);/* cache->lock held */
 struct slab *cache_partial_fullest(struct slab_cache *s);        /* cache->lock held; not removed */
+
+/* Test hooks (common/test_hook.h: only in the testing build).  free.c: a
+ * remote free brought a LISTED slab's remote count up to its inuse, before the
+ * re-check under the cache lock.  slab.c: an empty slab detached from its
+ * cache (xfree zeroed, no lock held), before and after it goes back to the
+ * OS pool. */
+#ifdef SLABDEFRAG_TESTING
+struct slab_free_test_hooks {
+    void (*before_empty_check)(struct slab_cache *s, struct slab *sl, void *arg);
+    void *arg;
+};
+void slab_free_set_test_hooks(const struct slab_free_test_hooks *hooks); /* NULL: none */
+struct slab_release_test_hooks {
+    void (*before_release)(struct slab_cache *s, struct slab *sl, void *arg);
+    void (*after_release)(struct slab_cache *s, struct slab *sl, void *arg);
+    void *arg;
+};
+void slab_release_set_test_hooks(const struct slab_release_test_hooks *hooks); /* NULL: none */
+#endif
 
 /* heap.c */
 extern __thread struct heap *tls_heaps[SLAB_MAX_CACHES] __attribute__((tls_model("initial-exec")));

@@ -313,12 +313,16 @@ static struct slab *detach_empty(struct slab_cache *s, unsigned keep)
     return chain;
 }
 
+TEST_HOOKS_DEFINE(struct slab_release_test_hooks, slab_release_set_test_hooks)
+
 static long release_chain(struct slab_cache *s, struct slab *chain)
 {
     long bytes = 0;
     while (chain) {
         struct slab *next = chain->next;
+        TEST_HOOK(before_release, s, chain);
         slab_release(s, chain);
+        TEST_HOOK(after_release, s, chain);
         bytes += (long)slab_bytes(s);
         chain = next;
     }
