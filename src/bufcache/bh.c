@@ -333,6 +333,8 @@ static void page_reset_flags(struct bc_page *p, uint32_t value)
         ;
 }
 
+TEST_HOOKS_DEFINE(struct bh_test_hooks, bh_set_test_hooks)
+
 /* A new page for (m, index), pinned for the caller, or the page another thread
  * inserted first. */
 static struct bc_page *page_create(struct bcache *bc, struct bdev_map *m, uint64_t index)
@@ -357,6 +359,7 @@ static struct bc_page *page_create(struct bcache *bc, struct bdev_map *m, uint64
         return NULL;
     }
     atomic_store_explicit(&p->refcount, 2, memory_order_release);
+    TEST_HOOK(before_insert, p);
     struct bc_page *q = page_index_insert(bc, p);
     if (q == p) {
         atomic_fetch_add(&bc->nr_cached, 1);
