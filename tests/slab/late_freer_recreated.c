@@ -50,32 +50,38 @@ static void spin_until(atomic_int *flag)
         sched_yield();
 }
 
+/* The hooks act once, on the target slab of A, at their turn (`after` set and
+ * `mine` not yet): set `mine`, signal `go`, wait for `until`. */
+static void turn(struct slab_cache *s, struct slab *sl, atomic_int *after, atomic_int *mine,
+                 atomic_int *go, atomic_int *until)
+{
+    if (s != cache_a || sl != target || !atomic_load_explicit(after, memory_order_relaxed) ||
+        atomic_load_explicit(mine, memory_order_relaxed))
+        return;
+    atomic_store_explicit(mine, 1, memory_order_relaxed);
+    if (go)
+        atomic_store_explicit(go, 1, memory_order_relaxed);
+    spin_until(until);
+}
+
+static atomic_int always = 1;
+
 static void park_freer(struct slab_cache *s, struct slab *sl, void *arg)
 {
     (void)arg;
-    if (s != cache_a || sl != target || atomic_load_explicit(&f_parked, memory_order_relaxed))
-        return;
-    atomic_store_explicit(&f_parked, 1, memory_order_relaxed);
-    spin_until(&f_go);
+    turn(s, sl, &always, &f_parked, NULL, &f_go);
 }
 
 static void before_release(struct slab_cache *s, struct slab *sl, void *arg)
 {
     (void)arg;
-    if (s != cache_a || sl != target || !atomic_load_explicit(&f_parked, memory_order_relaxed))
-        return;
-    atomic_store_explicit(&m_saw_release, 1, memory_order_relaxed);
-    atomic_store_explicit(&f_go, 1, memory_order_relaxed);
-    spin_until(&f_done);
+    turn(s, sl, &f_parked, &m_saw_release, &f_go, &f_done);
 }
 
 static void after_release(struct slab_cache *s, struct slab *sl, void *arg)
 {
     (void)arg;
-    if (s != cache_a || sl != target || !atomic_load_explicit(&m_saw_release, memory_order_relaxed))
-        return;
-    atomic_store_explicit(&r_go, 1, memory_order_relaxed);
-    spin_until(&r_done);
+    turn(s, sl, &m_saw_release, &r_go, &r_go, &r_done);
 }
 
 static const struct slab_free_test_hooks free_hooks = { .before_empty_check = park_freer };
