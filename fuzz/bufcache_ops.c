@@ -1,7 +1,7 @@
 /*
  * fuzz/bufcache_ops.c — libFuzzer target: the buffer cache (<slabdefrag/buffer.h>)
  * driven by random reads, writes, syncs, shrinks and injected device faults
- * (src/bufcache/fault.h), checked against a shadow image.
+ * (<slabdefrag/buffer_fault.h>), checked against a shadow image.
  *
  * Model.  The shadow holds a version per block; a block's content is a pattern
  * of (block, version) (version 0: zeros, the fresh image).  Every write bumps the
@@ -44,8 +44,7 @@
 #include <unistd.h>
 
 #include <slabdefrag/buffer.h>
-
-#include "bufcache/fault.h"
+#include <slabdefrag/buffer_fault.h>
 
 #define FZ_TARGET "bufcache_ops"
 #include "fuzz_common.h"

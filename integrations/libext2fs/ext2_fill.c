@@ -26,9 +26,8 @@
 #define _GNU_SOURCE
 #include "fill.h"
 
-#include "bufcache/fault.h"
-
 #include <slabdefrag/buffer.h>
+#include <slabdefrag/buffer_fault.h>
 #include <slabdefrag/ext2fs_io.h>
 #include <slabdefrag/slab.h>
 

@@ -42,6 +42,7 @@
 #include "bufcache/internal.h"
 #include "bufcache/bh_defrag.h"
 
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -332,6 +333,8 @@ static void page_reset_flags(struct bc_page *p, uint32_t value)
         ;
 }
 
+TEST_HOOKS_DEFINE(struct bh_test_hooks, bh_set_test_hooks)
+
 /* A new page for (m, index), pinned for the caller, or the page another thread
  * inserted first. */
 static struct bc_page *page_create(struct bcache *bc, struct bdev_map *m, uint64_t index)
@@ -356,13 +359,20 @@ static struct bc_page *page_create(struct bcache *bc, struct bdev_map *m, uint64
         return NULL;
     }
     atomic_store_explicit(&p->refcount, 2, memory_order_release);
+    TEST_HOOK(before_insert, p);
     struct bc_page *q = page_index_insert(bc, p);
     if (q == p) {
         atomic_fetch_add(&bc->nr_cached, 1);
         return p;
     }
-    /* Lost the race: nobody else has seen p. */
-    atomic_store_explicit(&p->refcount, 0, memory_order_relaxed);
+    /* Lost the race.  No lookup can find p (it is not in the index), but its
+     * ring's buffer heads are live objects of the buffer_head cache, so a
+     * defrag pass may have pinned p through bh->b_page (get).  Its pin is
+     * transient — kick only trylocks and drops it — so wait for our own two
+     * references to be the only ones and freeze them away; a plain store of 0
+     * would erase that pin and its page_put would find refcount 0. */
+    while (!page_freeze(p, 1))
+        sched_yield();
     page_detach_ring(bc, p);
     atomic_store_explicit(&p->map, NULL, memory_order_relaxed);
     page_free(bc, p);

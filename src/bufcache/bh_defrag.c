@@ -1,7 +1,8 @@
 /*
  * bufcache/bh_defrag.c — defragmentable buffer heads: get_buffers / kick_buffers
  * of the original buffer_head defrag patch (Linux, 2010), with its races fixed
- * (that naive version is kept for the race tests, bh_defrag.h).
+ * (that naive version lives with the race tests, tests/bhdefrag/naive.h, which
+ * show that they catch its races and that this version has none).
  *
  * The slab allocator freezes a sparse slab of the "buffer_head" cache and hands
  * us its allocated buffer heads.  A buffer head cannot be moved (pages point to
@@ -43,21 +44,19 @@
  *
  * References: get takes one page pin per distinct page; kick drops exactly those
  * (the vector tells it which).  A pin never outlives the pass.
+ *
+ * Observability: bh_defrag_get_counters (relaxed counters since the process
+ * started).  In the testing build, hooks fire after get read b_page and before
+ * kick acts on a page (bh_defrag.h), so the race tests can change the world
+ * exactly there; the shipped library has neither.
  */
-#include <string.h>
-
 #include "bh_defrag.h"
 
-static _Atomic(const struct bh_defrag_test_hooks *) test_hooks;
+TEST_HOOKS_DEFINE(struct bh_defrag_test_hooks, bh_defrag_set_test_hooks)
 
 static struct {
     _Atomic uint64_t pinned, stale, freed, dups, written, released, busy, writeback, bh_released;
 } counters;
-
-void bh_defrag_set_test_hooks(const struct bh_defrag_test_hooks *hooks)
-{
-    atomic_store(&test_hooks, hooks);
-}
 
 void bh_defrag_get_counters(struct bh_defrag_counters *out)
 {
@@ -85,34 +84,8 @@ static bool already_pinned(void **v, int n, struct bc_page *page)
     return false;
 }
 
-/* The original patch's naive get_buffers, kept only for the race tests
- * (hooks->naive). */
-static int get_naive(int nr, void **v, const struct bh_defrag_test_hooks *hk)
-{
-    int n = 0;
-    for (int i = 0; i < nr; i++) {
-        struct bh_impl *bh = v[i];
-        v[i] = NULL;
-        struct bc_page *page = atomic_load_explicit(&bh->b_page, memory_order_relaxed);
-        if (page && (page_flags(page) & PG_HAS_BUFFERS))
-            for (int j = 0; j < n; j++)
-                if (page == v[j])
-                    continue; /* its bug: continues the inner loop only */
-        if (hk->after_read_page)
-            hk->after_read_page(bh, page, hk->arg);
-        if (page && page_get_unless_zero(page))
-            v[n++] = page;
-    }
-    return n;
-}
-
 void *bh_defrag_get(struct slab_cache *s, int nr, void **v)
 {
-    const struct bh_defrag_test_hooks *hk = atomic_load(&test_hooks);
-    if (hk && hk->naive) {
-        get_naive(nr, v, hk);
-        return (void *)hk;
-    }
     int n = 0;
     for (int i = 0; i < nr; i++) {
         struct bh_impl *bh = v[i];
@@ -122,8 +95,7 @@ void *bh_defrag_get(struct slab_cache *s, int nr, void **v)
             count(&counters.freed, 1);
             continue;
         }
-        if (hk && hk->after_read_page)
-            hk->after_read_page(bh, page, hk->arg);
+        TEST_HOOK(after_read_page, bh, page);
         if (already_pinned(v, n, page)) {
             count(&counters.dups, 1);
             continue;
@@ -140,18 +112,16 @@ void *bh_defrag_get(struct slab_cache *s, int nr, void **v)
         v[n++] = page;
         count(&counters.pinned, 1);
     }
-    return (void *)hk;
+    return NULL;
 }
 
 /* Write back and/or release one pinned, locked page's buffers. */
-static void kick_locked_page(struct bc_page *p, bool naive)
+static void kick_locked_page(struct bc_page *p)
 {
     if (page_flags(p) & PG_DIRTY) {
         if (page_start_writeback_nowait(p) == 0)
             count(&counters.written, 1);
     }
-    if (naive && !(page_flags(p) & PG_HAS_BUFFERS))
-        return; /* naive: "has private data" stands for "has buffers" */
     int freed = page_release_buffers(p, 1);
     if (freed > 0) {
         count(&counters.released, 1);
@@ -163,17 +133,15 @@ static void kick_locked_page(struct bc_page *p, bool naive)
 
 void bh_defrag_kick(struct slab_cache *s, int nr, void **v, void *private_data)
 {
-    const struct bh_defrag_test_hooks *hk = private_data;
     for (int i = 0; i < nr; i++) {
         struct bc_page *p = v[i];
         if (!p)
             continue;
-        if (hk && hk->kick_page)
-            hk->kick_page(p, hk->arg);
+        TEST_HOOK(kick_page, p);
         if (page_flags(p) & PG_WRITEBACK) {
             count(&counters.writeback, 1);
         } else if (page_trylock(p)) {
-            kick_locked_page(p, hk && hk->naive);
+            kick_locked_page(p);
             page_unlock(p);
         } else {
             count(&counters.busy, 1);

@@ -16,7 +16,8 @@
  *    share an existing map or add the new one.  Live handles are registered
  *    (registry.c): a second bdev_close of a handle aborts naming it.
  *    The I/O functions take no lock; the fd and geometry are immutable.
- *    Fault state is atomic (fault.h).
+ *    Fault state is atomic (<slabdefrag/buffer_fault.h>, a public testing
+ *    API: the integrations test their error paths with it).
  * 3. References.  A handle references its map; the map lives while it has
  *    handles.  A map's pages point to it (page->map); they are all dropped
  *    before the map is freed.  The flusher never touches a CLOSING map.
@@ -32,7 +33,6 @@
  *    bcache_stats; bdev_io_count() per device.
  */
 #define _GNU_SOURCE
-#include "bufcache/fault.h"
 #include "bufcache/internal.h"
 
 #include <fcntl.h>
@@ -60,15 +60,24 @@ int bdev_fault_inject(struct bdev *dev, enum bdev_io_op op, uint64_t nth, int er
     return 0;
 }
 
-void bdev_fault_clear(struct bdev *dev)
+int bdev_fault_clear(struct bdev *dev)
 {
+    if (!dev) {
+        errno = EINVAL;
+        return -EINVAL;
+    }
     for (int op = 0; op < BDEV_IO_NR; op++)
         atomic_store(&dev->map->faults.fail_at[op], 0);
+    return 0;
 }
 
 uint64_t bdev_io_count(struct bdev *dev, enum bdev_io_op op)
 {
-    return op < BDEV_IO_NR ? atomic_load(&dev->map->faults.count[op]) : 0;
+    if (!dev || op >= BDEV_IO_NR) {
+        errno = EINVAL;
+        return 0;
+    }
+    return atomic_load(&dev->map->faults.count[op]);
 }
 
 /* Count one operation; 0 to go ahead (with *len possibly shortened) or -errno. */

@@ -77,12 +77,21 @@
  *    locked buffers => ring attached.  mem_used == frames_resident * 4096 +
  *    descriptor bytes + bh_live * bh_size + index bytes <= memory_limit.
  * 5. Numbers: see each file.  6. Observability: struct bcache_stats.
+ * 7. Test hooks.  Points where a test forces an interleaving (bh_defrag.c's get
+ *    and kick, reclaim.c's sweeps, bh.c's page creation; the macros are in
+ *    common/test_hook.h) exist only in the testing build of the
+ *    library (SLABDEFRAG_TESTING: the static slabdefrag_testing that only tests
+ *    link); in the shipped libraries TEST_HOOK is nothing, and neither the hook
+ *    pointers nor their setters exist (tests/library/no_testing_symbols).
  */
 #ifndef SLABDEFRAG_BUFCACHE_INTERNAL_H
 #define SLABDEFRAG_BUFCACHE_INTERNAL_H
 
 #include <slabdefrag/buffer.h>
+#include <slabdefrag/buffer_fault.h>
 #include <slabdefrag/slab.h>
+
+#include "common/test_hook.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -160,9 +169,7 @@ static inline struct bh_impl *bh_impl(struct buffer_head *bh)
 
 /* ---- device map and handle ------------------------------------------------ */
 
-enum bdev_io_op { BDEV_IO_READ, BDEV_IO_WRITE, BDEV_IO_FLUSH, BDEV_IO_NR };
-
-struct bdev_faults {                 /* test-only fault injection (fault.h) */
+struct bdev_faults {                 /* fault injection (<slabdefrag/buffer_fault.h>) */
     _Atomic uint64_t count[BDEV_IO_NR];   /* operations issued so far */
     _Atomic uint64_t fail_at[BDEV_IO_NR]; /* 0 = off; else the op number to fail */
     _Atomic int error[BDEV_IO_NR];
@@ -310,6 +317,7 @@ void bc_word_wake(_Atomic uint32_t *word);
 /* Clear `bit` (release) and wake sleepers if waiters_bit was set. */
 void bc_word_clear_wake(_Atomic uint32_t *word, uint32_t bit, uint32_t waiters_bit);
 
+
 /* ---- page.c: descriptors, references, lock, index ------------------------------- */
 
 /*
@@ -428,13 +436,23 @@ unsigned reclaim_some(struct bcache *bc);
 /* Charge bytes that are not a frame: release warm free frames, then evict, as
  * needed; false only when reclaim finds nothing to free (all pinned by users). */
 bool mem_charge_reclaiming(struct bcache *bc, size_t bytes);
-/* Test-only: after_sweep runs after each sweep of reclaim_some that evicted
- * nothing (clock_lock held), so a test can change the world between sweeps. */
+#ifdef SLABDEFRAG_TESTING
+/* bh.c: before_insert runs when a new page (refcount 2: the index's and the
+ * caller's, ring built) is about to be inserted into the index, where another
+ * thread may insert the same block's page first. */
+struct bh_test_hooks {
+    void (*before_insert)(struct bc_page *p, void *arg);
+    void *arg;
+};
+void bh_set_test_hooks(const struct bh_test_hooks *hooks); /* NULL: none */
+/* after_sweep runs after each sweep of reclaim_some that evicted nothing
+ * (clock_lock held), so a test can change the world between sweeps. */
 struct reclaim_test_hooks {
     void (*after_sweep)(struct bcache *bc, unsigned attempt, void *arg);
     void *arg;
 };
 void reclaim_set_test_hooks(const struct reclaim_test_hooks *hooks); /* NULL: none */
+#endif
 /* Evict a frozen, locked, clean page; unlocks it and frees it to the warm list. */
 void page_evict_frozen(struct bcache *bc, struct bc_page *p);
 /* Drop every page of a map (last close); -EBUSY if a buffer head is referenced. */

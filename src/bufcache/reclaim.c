@@ -179,12 +179,7 @@ static struct bc_page *pin_writeback_page(struct bc_page *p, struct bc_page *hav
     return p;
 }
 
-static _Atomic(const struct reclaim_test_hooks *) test_hooks;
-
-void reclaim_set_test_hooks(const struct reclaim_test_hooks *hooks)
-{
-    atomic_store(&test_hooks, hooks);
-}
+TEST_HOOKS_DEFINE(struct reclaim_test_hooks, reclaim_set_test_hooks)
 
 /*
  * Evicting pages frees their buffer heads, which leaves the buffer_head slabs
@@ -247,12 +242,11 @@ unsigned reclaim_some(struct bcache *bc)
         } else if (under_wb) {
             page_put(under_wb);
         }
+        if (!evicted)
+            TEST_HOOK(after_sweep, bc, attempt);
         /* Pinned pages are worth waiting for only while a writer (flusher,
          * throttled writer) holds pins: it may sit preempted on a batch of
          * collected pages.  A user's pins last: fail at once, as ever. */
-        const struct reclaim_test_hooks *hk = atomic_load(&test_hooks);
-        if (hk && hk->after_sweep && !evicted)
-            hk->after_sweep(bc, attempt, hk->arg);
         if (!pending && !(pinned && atomic_load(&bc->writer_pins) > 0))
             break;
         if (!evicted && !under_wb)

@@ -156,10 +156,7 @@ uint64_t defrag_now_ns(void)
 static void pass_own(struct pass *p, struct slab *sl)
 {
     atomic_store_explicit(&sl->owner, &p->owner, relaxed);
-    uint64_t old = atomic_load(&sl->xfree);
-    while (!atomic_compare_exchange_weak(&sl->xfree, &old,
-                                         xf_make(SS_OWNED, xf_count(old), xf_head(old))))
-        ;
+    slab_set_state(sl, SS_OWNED);
 }
 
 static void pass_free(struct pass *p, struct slab *sl, void *obj)

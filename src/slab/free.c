@@ -120,6 +120,8 @@ static void delayed_push(struct slab_cache *s, struct slab *sl, void *obj)
         ;
 }
 
+TEST_HOOKS_DEFINE(struct slab_free_test_hooks, slab_free_set_test_hooks)
+
 /* A free into a slab the caller's heap h does not own (h: entered, or NULL when
  * there is none: then a FULL slab is listed instead of claimed). */
 void slab_free_unowned(struct slab_cache *s, struct heap *h, struct slab *sl, void *obj, unsigned idx)
@@ -175,8 +177,10 @@ void slab_free_unowned(struct slab_cache *s, struct heap *h, struct slab *sl, vo
          * The slab may be released by now: its memory stays mapped (segments
          * are never unmapped, os.c) and cache_listed_maybe_empty re-checks
          * everything under the cache lock. */
-        if (xf_count(new) == inuse || xf_count(new) == atomic_load(&sl->inuse))
+        if (xf_count(new) == inuse || xf_count(new) == atomic_load(&sl->inuse)) {
+            TEST_HOOK(before_empty_check, s, sl);
             cache_listed_maybe_empty(s, sl);
+        }
     }
 }
 

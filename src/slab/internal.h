@@ -105,6 +105,8 @@
 
 #include <slabdefrag/slab.h>
 
+#include "common/test_hook.h"
+
 #define likely(x)   __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
 #define relaxed     memory_order_relaxed
@@ -305,6 +307,18 @@ static inline struct slab_cache *slab_owner_cache(const struct slab *sl)
 {
     return atomic_load_explicit(&((struct slab *)sl)->cache, relaxed);
 }
+/* Move a slab the caller holds (cache->lock, or a pass that owns it) to `state`,
+ * keeping its remote stack: remote freers CAS the same word, so this is a CAS
+ * loop.  The delay bits end NORMAL: no caller's slab is armed (LISTED slabs
+ * never are; cache_put_slab disarms first). */
+static inline void slab_set_state(struct slab *sl, unsigned state)
+{
+    uint64_t old = atomic_load(&sl->xfree);
+    while (!atomic_compare_exchange_weak(&sl->xfree, &old,
+                                         xf_make(state, xf_count(old), xf_head(old))))
+        ;
+}
+
 static inline bool slab_is_live_of(const struct slab *sl, const struct slab_cache *s)
 {
     return atomic_load_explicit(&((struct slab *)sl)->magic, relaxed) == SLAB_MAGIC &&
@@ -450,6 +464,25 @@ void cache_unlink_slab(struct slab_cache *s, struct slab *sl);   /* cache->lock 
 void cache_partial_add(struct slab_cache *s, struct slab *sl);   /* cache->lock held */
 void cache_partial_remove(struct slab_cache *s, struct slab *sl);/* cache->lock held */
 struct slab *cache_partial_fullest(struct slab_cache *s);        /* cache->lock held; not removed */
+
+/* Test hooks (common/test_hook.h: only in the testing build).  free.c: a
+ * remote free brought a LISTED slab's remote count up to its inuse, before the
+ * re-check under the cache lock.  slab.c: an empty slab detached from its
+ * cache (xfree zeroed, no lock held), before and after it goes back to the
+ * OS pool. */
+#ifdef SLABDEFRAG_TESTING
+struct slab_free_test_hooks {
+    void (*before_empty_check)(struct slab_cache *s, struct slab *sl, void *arg);
+    void *arg;
+};
+void slab_free_set_test_hooks(const struct slab_free_test_hooks *hooks); /* NULL: none */
+struct slab_release_test_hooks {
+    void (*before_release)(struct slab_cache *s, struct slab *sl, void *arg);
+    void (*after_release)(struct slab_cache *s, struct slab *sl, void *arg);
+    void *arg;
+};
+void slab_release_set_test_hooks(const struct slab_release_test_hooks *hooks); /* NULL: none */
+#endif
 
 /* heap.c */
 extern __thread struct heap *tls_heaps[SLAB_MAX_CACHES] __attribute__((tls_model("initial-exec")));

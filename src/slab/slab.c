@@ -291,10 +291,7 @@ struct slab *cache_take_partial(struct slab_cache *s, struct heap *h)
         sl = slab_list_pop(&s->empty); /* the newest: its pages are the likeliest resident */
     if (sl) {
         atomic_store_explicit(&sl->owner, h, relaxed);
-        uint64_t old = atomic_load(&sl->xfree);
-        while (!atomic_compare_exchange_weak(&sl->xfree, &old,
-                                             xf_make(SS_OWNED, xf_count(old), xf_head(old))))
-            ;
+        slab_set_state(sl, SS_OWNED);
         slab_merge_remote(s, sl);
     }
     pthread_mutex_unlock(&s->lock);
@@ -316,12 +313,16 @@ static struct slab *detach_empty(struct slab_cache *s, unsigned keep)
     return chain;
 }
 
+TEST_HOOKS_DEFINE(struct slab_release_test_hooks, slab_release_set_test_hooks)
+
 static long release_chain(struct slab_cache *s, struct slab *chain)
 {
     long bytes = 0;
     while (chain) {
         struct slab *next = chain->next;
+        TEST_HOOK(before_release, s, chain);
         slab_release(s, chain);
+        TEST_HOOK(after_release, s, chain);
         bytes += (long)slab_bytes(s);
         chain = next;
     }
@@ -423,10 +424,7 @@ void cache_put_slab(struct slab_cache *s, struct slab *sl)
     }
     pthread_mutex_lock(&s->lock);
     atomic_store_explicit(&sl->owner, NULL, relaxed);
-    uint64_t old = atomic_load(&sl->xfree);
-    while (!atomic_compare_exchange_weak(&sl->xfree, &old,
-                                         xf_make(SS_LISTED, xf_count(old), xf_head(old))))
-        ;
+    slab_set_state(sl, SS_LISTED);
     cache_partial_add(s, sl);
     cache_settle_listed(s, sl);
     struct slab *chain = detach_empty(s, empty_keep(s));

@@ -26,9 +26,10 @@
  * written, and after bdev_sync the image files are compared too.
  *
  * run_race() runs the scenario twice in fresh caches: with the real get/kick
- * (must be clean) and with hooks.naive = 1, the naive logic of
- * the original patch (bh_defrag.h), where the checks
- * must catch a wrong-page kick.  It exits 0 only if both hold.
+ * (must be clean; their hooks exist only in the testing build of the library,
+ * so every race test links slabdefrag_testing) and with the naive get/kick of
+ * the original patch (naive.h) swapped in, where the checks must catch a
+ * wrong-page kick.  It exits 0 only if both hold.
  */
 #ifndef SLABDEFRAG_TESTS_BHDEFRAG_RACE_H
 #define SLABDEFRAG_TESTS_BHDEFRAG_RACE_H
@@ -37,6 +38,7 @@
 
 #include "bufcache/bh_defrag.h"
 #include "bufcache/internal.h"
+#include "naive.h"
 
 #define RBS 1024u             /* block size: 4 buffer heads per page */
 #define RNP 64u               /* pages cached before fragmenting */
@@ -220,10 +222,16 @@ static int race_run_once(struct race *r, int naive, int two_devices)
     bh_defrag_get_counters(&c0);
 
     struct bh_defrag_test_hooks hk = {
-        .after_read_page = race_after_read, .kick_page = race_kick, .arg = r, .naive = naive};
-    bh_defrag_set_test_hooks(&hk);
+        .after_read_page = race_after_read, .kick_page = race_kick, .arg = r};
+    if (naive)
+        CHECK(naive_defrag_install(s, &hk) == 0, "could not install the naive get/kick");
+    else
+        bh_defrag_set_test_hooks(&hk);
     long rel = slab_cache_defrag(s, 100);
-    bh_defrag_set_test_hooks(NULL);
+    if (naive)
+        CHECK(bh_defrag_register(s) == 0, "could not restore the real get/kick");
+    else
+        bh_defrag_set_test_hooks(NULL);
 
     slab_cache_get_stats(s, &st1);
     bh_defrag_get_counters(&c1);
@@ -259,7 +267,7 @@ static int run_race(struct race *r, int two_devices)
     int real = race_run_once(r, 0, two_devices);
     CHECK(real == 0, "[%s] the real get/kick acted on %d wrong page(s)", r->name, real);
     int naive = race_run_once(r, 1, two_devices);
-    CHECK(naive > 0, "[%s] the naive (seed) logic was NOT caught: the test cannot see the race",
+    CHECK(naive > 0, "[%s] the naive logic was NOT caught: the test cannot see the race",
           r->name);
     printf("[%s] real: no wrong-page access; naive: %d wrong-page kick(s) caught\n", r->name,
            naive);

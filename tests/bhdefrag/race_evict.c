@@ -1,5 +1,5 @@
 /*
- * race_evict: race (c) of the naive get (bh_defrag.h) — eviction drops the buffers while get is
+ * race_evict: race (c) of the naive get (naive.h) — eviction drops the buffers while get is
  * between reading bh->b_page and pinning: the page's ring is released (the
  * page stays cached) and the next access rebuilds a ring of new buffer heads
  * on the same page, which is then dirtied.
@@ -12,6 +12,7 @@
  * kicks it (writes it back and strips the rebuilt ring) although none of the
  * frozen slab's buffer heads belongs to it any more.  Data must read back
  * right in both runs (cache and image after sync).
+ * TEST_LIBRARY: slabdefrag_testing (the get/kick hooks).
  */
 #include "race.h"
 

@@ -1,5 +1,5 @@
 /*
- * race_other_dev: race (b) of the naive get (bh_defrag.h) — between get reading bh->b_page and
+ * race_other_dev: race (b) of the naive get (naive.h) — between get reading bh->b_page and
  * pinning that page, the page is evicted and gets buffers of *another device*
  * opened on the same bcache, and that block is dirtied.
  *
@@ -11,6 +11,7 @@
  * the other device's page and strips its ring — a wrong-page access that the
  * kick_page hook catches.  Both runs must keep all data of both devices right
  * (through the cache, and in the image files after bdev_sync).
+ * TEST_LIBRARY: slabdefrag_testing (the get/kick hooks).
  */
 #include "race.h"
 

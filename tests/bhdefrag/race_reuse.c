@@ -1,5 +1,5 @@
 /*
- * race_reuse: race (a) of the naive get (bh_defrag.h) — between get reading bh->b_page and
+ * race_reuse: race (a) of the naive get (naive.h) — between get reading bh->b_page and
  * pinning that page, the buffer head is freed (its page is evicted, which
  * detaches and frees the ring) and the page descriptor is reused for another
  * block of the same device.
@@ -12,6 +12,7 @@
  * buffer heads, stripping the new block's ring.  Passes only if the real code
  * acts on no wrong page, the naive code is caught, and all data reads back
  * right in both runs (through the cache and from the image after sync).
+ * TEST_LIBRARY: slabdefrag_testing (the get/kick hooks).
  */
 #include "race.h"
 

@@ -13,7 +13,7 @@
  */
 #include "bctest.h"
 
-#include "bufcache/fault.h"
+#include <slabdefrag/buffer_fault.h>
 
 #define BS 1024u
 

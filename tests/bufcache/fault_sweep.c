@@ -16,7 +16,9 @@
  */
 #include "bctest.h"
 
-#include "bufcache/fault.h"
+#include <slabdefrag/buffer_fault.h>
+
+#include "bufcache/internal.h" /* pass_lock: keeps the flusher out while counting */
 
 #define BS     1024u
 #define PAGES  48u

@@ -16,6 +16,7 @@
  *    the sweep retries; the hook drops the pin after the fourth fruitless sweep
  *    (the old code gave up after three), and the next sweep evicts the page.
  * 3. Every page held through a buffer head by the caller: ENOMEM, at once.
+ * TEST_LIBRARY: slabdefrag_testing (the reclaim hook).
  */
 #include "bctest.h"
 

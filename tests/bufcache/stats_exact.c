@@ -9,7 +9,7 @@
  *   read brought the whole page in; no new page;
  *   bh_read of an uptodate block: a hit, no read;
  *   write + bdev_sync: 1 write, >= 1 flush, 1 page written, 0 dirty pages after;
- *   a failed write (fault.h): 1 writeback error, the page stays dirty;
+ *   a failed write (injected, <slabdefrag/buffer_fault.h>): 1 writeback error, the page stays dirty;
  *   bcache_shrink(SIZE_MAX): every page evicted, 0 live buffer heads.
  * Memory: memory_used >= cached_pages * 4096 + descriptor_bytes +
  * buffer_head_bytes + index_bytes at every step, and equal to that plus the
@@ -19,7 +19,7 @@
  */
 #include "bctest.h"
 
-#include "bufcache/fault.h"
+#include <slabdefrag/buffer_fault.h>
 
 #define BS 1024u
 

@@ -67,6 +67,19 @@ static inline void dt_watchdog(unsigned seconds)
 }
 #define DT_MAX_PASS_RECORDS (1u << 16)
 
+/* Tests that compare a trigger's return value with the fall of bytes_mapped:
+ * the purge thread must not hand back, in the middle of the measurement, an
+ * empty slab that an earlier trigger kept (a defrag pass keeps a spare; under
+ * an oversubscribed sanitizer build 500 ms pass between two stats reads), or
+ * bytes_mapped falls by a slab the trigger did not return. */
+static inline void dt_no_decay_release(void)
+{
+    if (slab_set_purge_delay(3600u * 1000u) != 0) {
+        perror("slab_set_purge_delay");
+        exit(1);
+    }
+}
+
 /* The object header; the pattern fills the rest of the object. */
 struct dt_obj {
     _Atomic uint64_t slot; /* read by the move callback before it takes the lock */

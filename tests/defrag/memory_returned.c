@@ -19,6 +19,7 @@
 int main(int argc, char **argv)
 {
     dt_watchdog(60);
+    dt_no_decay_release();
     uint64_t seed = test_seed(argc, argv, 1, 0x3e3035);
     size_t total = under_sanitizer() ? (16u << 20) : (64u << 20);
     size_t nslots = total / OBJ;

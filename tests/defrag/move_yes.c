@@ -23,6 +23,7 @@
 int main(void)
 {
     dt_watchdog(60);
+    dt_no_decay_release();
     struct owner o;
     owner_init(&o, "move-yes", 256, NOBJ, 0);
     owner_fill(&o, NOBJ);

@@ -94,6 +94,7 @@ static void check_trigger(struct owner *o, const uintptr_t *all, size_t n_all, b
 int main(int argc, char **argv)
 {
     dt_watchdog(60);
+    dt_no_decay_release();
     uint64_t seed = test_seed(argc, argv, 1, 0x7e1ea5e);
     struct owner o;
     owner_init(&o, "released-emptied", 256, PER_SLAB * NSLABS, SLAB_NO_RESERVE);
