@@ -9,6 +9,8 @@
  * block_fill()     fill a block with a self-describing stamp (block number,
  *                  version, a per-byte mix) that block_stamp_ok() can verify, so
  *                  a torn or misplaced block is detected.
+ * image_create_stamped()  an image whose every block holds its version-0 stamp.
+ * stamp_write()    stamp version v of a block through the cache and dirty it.
  * xbcache()/xopen()  create / open that fail the test on error.
  * stats()          bcache_get_stats() that fails the test on error.
  *
@@ -121,6 +123,39 @@ static inline int block_stamp_ok(const void *data, uint32_t size, uint64_t block
     if (version)
         *version = w[1];
     return 1;
+}
+
+/* image_create() of nblocks blocks of bs bytes, block b holding
+ * block_fill(b, version 0). */
+static inline void image_create_stamped(char *path, uint64_t nblocks, uint32_t bs)
+{
+    image_create(path, (size_t)nblocks * bs, 0);
+    int fd = open(path, O_RDWR);
+    CHECK(fd >= 0, "open %s: %s", path, strerror(errno));
+    unsigned char *blk = malloc(bs);
+    CHECK(blk, "malloc");
+    for (uint64_t b = 0; b < nblocks; b++) {
+        block_fill(blk, bs, b, 0);
+        CHECK(pwrite(fd, blk, bs, (off_t)(b * bs)) == (ssize_t)bs, "init image: %s",
+              strerror(errno));
+    }
+    free(blk);
+    close(fd);
+}
+
+/* Stamp version v of block b through the cache: bh_get (getblk, nothing read:
+ * the whole block is overwritten) or, when `read`, bh_read; then lock,
+ * block_fill, mark dirty, unlock, put. */
+static inline void stamp_write(struct bdev *dev, uint64_t b, uint64_t v, bool read)
+{
+    struct buffer_head *bh = read ? bh_read(dev, b) : bh_get(dev, b);
+    CHECK(bh, "%s(%llu): %s", read ? "bh_read" : "bh_get", (unsigned long long)b,
+          strerror(errno));
+    bh_lock(bh);
+    block_fill(bh->b_data, bh->b_size, b, v);
+    bh_mark_dirty(bh);
+    bh_unlock(bh);
+    bh_put(bh);
 }
 
 static inline struct bcache *xbcache(size_t limit, unsigned expire_ms, unsigned dirty_pct)
