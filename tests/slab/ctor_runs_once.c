@@ -34,29 +34,30 @@ static uint64_t ctor_calls;
 static int dup_ctor; /* a known address was constructed again */
 static void *dup_addr;
 
-static int set_insert(uintptr_t k)
+/* The slot holding k, or the empty slot where it would go (linear probing). */
+static size_t set_slot(uintptr_t k)
 {
     size_t h = (size_t)((k >> 3) * 0x9e3779b97f4a7c15ull) & (SET_CAP - 1);
-    while (set_keys[h]) {
-        if (set_keys[h] == k)
-            return 0;
+    while (set_keys[h] && set_keys[h] != k)
         h = (h + 1) & (SET_CAP - 1);
-    }
-    CHECK(set_count < SET_CAP / 2, "address set full");
-    set_keys[h] = k;
-    set_count++;
-    return 1;
+    return h;
 }
 
 static int set_contains(uintptr_t k)
 {
-    size_t h = (size_t)((k >> 3) * 0x9e3779b97f4a7c15ull) & (SET_CAP - 1);
-    while (set_keys[h]) {
-        if (set_keys[h] == k)
-            return 1;
-        h = (h + 1) & (SET_CAP - 1);
-    }
-    return 0;
+    return set_keys[set_slot(k)] == k;
+}
+
+/* 1 if k was added, 0 if it was already there. */
+static int set_insert(uintptr_t k)
+{
+    size_t h = set_slot(k);
+    if (set_keys[h] == k)
+        return 0;
+    CHECK(set_count < SET_CAP / 2, "address set full");
+    set_keys[h] = k;
+    set_count++;
+    return 1;
 }
 
 static void set_clear(void)

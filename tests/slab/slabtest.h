@@ -24,6 +24,11 @@
  *                           slowly an oversubscribed sanitizer build runs.
  * rss_ok_here()             1 when the process RSS means what it says (no
  *                           sanitizer shadow memory in it).
+ * slab_job_run()            a pthread start routine that allocates or frees a
+ *                           batch of objects; slab_in_thread() runs one on a new
+ *                           thread and waits for it (remote frees, objects of
+ *                           threads that have exited).
+ * slabtest_cmp_uptr()       qsort/bsearch order of pointers (or slab bases).
  */
 #ifndef SLABDEFRAG_TESTS_SLABTEST_H
 #define SLABDEFRAG_TESTS_SLABTEST_H
@@ -33,6 +38,7 @@
 #endif
 #include <errno.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,6 +70,41 @@ static inline void check_stats_consistent(const struct slab_cache_stats *st)
     CHECK(st->objects_active <= st->objects_total, "more active objects than capacity");
     CHECK(st->bytes_mapped == st->slabs * st->slab_size,
           "bytes_mapped != slabs * slab_size");
+}
+
+/* A batch of slab operations for another thread: allocate n objects of s into
+ * objs[] (alloc true), or free objs[0..n) (alloc false). */
+struct slab_job {
+    struct slab_cache *s;
+    void **objs;
+    size_t n;
+    bool alloc;
+};
+
+/* pthread start routine running a slab_job: NULL, or (void *)1 when an
+ * allocation failed. */
+static inline void *slab_job_run(void *arg)
+{
+    struct slab_job *j = arg;
+    for (size_t i = 0; i < j->n; i++) {
+        if (!j->alloc)
+            slab_free(j->s, j->objs[i]);
+        else if (!(j->objs[i] = slab_alloc(j->s)))
+            return (void *)1;
+    }
+    return NULL;
+}
+
+/* Run the job on a new thread and wait for it to exit; fails the test if an
+ * allocation failed. */
+static inline void slab_in_thread(struct slab_cache *s, void **objs, size_t n, bool alloc)
+{
+    struct slab_job j = {s, objs, n, alloc};
+    pthread_t t;
+    void *ret;
+    CHECK(pthread_create(&t, NULL, slab_job_run, &j) == 0, "pthread_create");
+    CHECK(pthread_join(t, &ret) == 0, "pthread_join");
+    CHECK(ret == NULL, "slab_alloc of cache '%s' failed in the thread", slab_cache_name(s));
 }
 
 /* Distinct slabs (sorted bases) of a set of objects. */
