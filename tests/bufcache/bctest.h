@@ -10,7 +10,9 @@
  *                  version, a per-byte mix) that block_stamp_ok() can verify, so
  *                  a torn or misplaced block is detected.
  * image_create_stamped()  an image whose every block holds its version-0 stamp.
- * stamp_write()    stamp version v of a block through the cache and dirty it.
+ * stamp_locked()   stamp version v of a block through the cache and dirty it,
+ *                  keeping it locked and referenced; stamp_write() also
+ *                  unlocks and puts it.
  * xbcache()/xopen()  create / open that fail the test on error.
  * stats()          bcache_get_stats() that fails the test on error.
  *
@@ -23,6 +25,10 @@
  *                  check_block() recognises, returning the version (or -1),
  *                  so any block can be checked without a shadow copy.
  * cache_write_block()  version v of block b through the cache.
+ *
+ * Shadow models (a byte-exact copy of the device in memory):
+ * shadow_write()   random bytes into a locked block and the same into its
+ *                  shadow: the whole block, or one random byte range of it.
  */
 #ifndef SLABDEFRAG_TESTS_BCTEST_H
 #define SLABDEFRAG_TESTS_BCTEST_H
@@ -145,8 +151,9 @@ static inline void image_create_stamped(char *path, uint64_t nblocks, uint32_t b
 
 /* Stamp version v of block b through the cache: bh_get (getblk, nothing read:
  * the whole block is overwritten) or, when `read`, bh_read; then lock,
- * block_fill, mark dirty, unlock, put. */
-static inline void stamp_write(struct bdev *dev, uint64_t b, uint64_t v, bool read)
+ * block_fill, mark dirty.  Returns the block still locked and referenced. */
+static inline struct buffer_head *stamp_locked(struct bdev *dev, uint64_t b, uint64_t v,
+                                               bool read)
 {
     struct buffer_head *bh = read ? bh_read(dev, b) : bh_get(dev, b);
     CHECK(bh, "%s(%llu): %s", read ? "bh_read" : "bh_get", (unsigned long long)b,
@@ -154,6 +161,13 @@ static inline void stamp_write(struct bdev *dev, uint64_t b, uint64_t v, bool re
     bh_lock(bh);
     block_fill(bh->b_data, bh->b_size, b, v);
     bh_mark_dirty(bh);
+    return bh;
+}
+
+/* stamp_locked(), then unlock and put. */
+static inline void stamp_write(struct bdev *dev, uint64_t b, uint64_t v, bool read)
+{
+    struct buffer_head *bh = stamp_locked(dev, b, v, read);
     bh_unlock(bh);
     bh_put(bh);
 }
@@ -290,5 +304,21 @@ static inline void cache_write_block(struct bdev *dev, uint64_t b, uint64_t v)
     bh_put(bh);
 }
 
+
+/* Write random bytes (from *rng) into the bs-byte block data (locked by the
+ * caller) and the same bytes into shadow, its model copy: all of it when whole,
+ * else one random range [off, off + len). */
+static inline void shadow_write(void *data, unsigned char *shadow, unsigned bs, bool whole,
+                                uint64_t *rng)
+{
+    unsigned off = 0, len = bs;
+    if (!whole) {
+        off = (unsigned)(xorshift64(rng) % bs);
+        len = 1 + (unsigned)(xorshift64(rng) % (bs - off));
+    }
+    for (unsigned i = off; i < off + len; i++)
+        shadow[i] = (unsigned char)xorshift64(rng);
+    memcpy((char *)data + off, shadow + off, len);
+}
 
 #endif
