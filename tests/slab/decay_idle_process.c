@@ -50,11 +50,10 @@ int main(void)
         slab_free(s, objs[i]);
 
     /* From here on: no allocator call that allocates, frees or releases. */
-    size_t resident = 0, rss = 0;
-    int ok = POLL_UNTIL((st = cache_stats(s), resident = slab_set_resident(&set), rss = proc_rss_bytes(),
-                         st.bytes_mapped <= SLACK && resident <= SLACK &&
-                             (!rss_ok_here() || rss <= rss0 + SLACK)),
-                        DEADLINE_S);
+    struct held_memory h;
+    int ok = poll_memory_released(s, &set, rss0, SLACK, DEADLINE_S, &h);
+    st = h.st;
+    size_t resident = h.resident, rss = h.rss;
     if (!ok)
         print_stats("decay_idle_process: still held", &st);
     CHECK(st.bytes_mapped <= SLACK, "bytes_mapped %llu after %d s idle (allowed %u)",

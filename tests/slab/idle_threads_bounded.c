@@ -102,13 +102,10 @@ int main(void)
                 all[n++] = firsts[t][i];
         slab_set_build(&set, all, n, slab_size);
     }
-    struct slab_cache_stats st;
-    size_t resident = 0, rss = 0;
-    int ok = POLL_UNTIL((st = cache_stats(cache), resident = slab_set_resident(&set),
-                         rss = proc_rss_bytes(),
-                         st.bytes_mapped <= SLACK && resident <= SLACK &&
-                             (!rss_ok_here() || rss <= rss0 + SLACK)),
-                        DEADLINE_S);
+    struct held_memory h;
+    int ok = poll_memory_released(cache, &set, rss0, SLACK, DEADLINE_S, &h);
+    struct slab_cache_stats st = h.st;
+    size_t resident = h.resident, rss = h.rss;
     if (!ok)
         print_stats("idle_threads_bounded: 64 idle threads", &st);
     CHECK(st.bytes_mapped <= SLACK, "%d idle threads: bytes_mapped %llu after %d s (allowed %u)",

@@ -29,6 +29,8 @@
  *                           thread and waits for it (remote frees, objects of
  *                           threads that have exited).
  * slabtest_cmp_uptr()       qsort/bsearch order of pointers (or slab bases).
+ * poll_memory_released()   POLL_UNTIL an idle cache maps, keeps resident and
+ *                           adds to the RSS at most a slack; the last sample.
  */
 #ifndef SLABDEFRAG_TESTS_SLABTEST_H
 #define SLABDEFRAG_TESTS_SLABTEST_H
@@ -201,5 +203,27 @@ static char fail_context[160] __attribute__((unused));
     } while (0)
 
 static inline int rss_ok_here(void) { return !under_sanitizer(); }
+
+/* What an idle cache still holds: its statistics, the resident bytes of a set
+ * of its slabs, and the process RSS. */
+struct held_memory {
+    struct slab_cache_stats st;
+    size_t resident, rss;
+};
+
+/* Wait (POLL_UNTIL, at most secs) until cache s maps at most slack bytes, at
+ * most slack bytes of set's slabs are resident and, where the RSS means what it
+ * says, the RSS is at most rss0 + slack.  1 when it got there; *h is the last
+ * sample either way, for the caller's checks and messages. */
+static inline int poll_memory_released(struct slab_cache *s, const struct slab_set *set,
+                                       size_t rss0, size_t slack, double secs,
+                                       struct held_memory *h)
+{
+    return POLL_UNTIL((h->st = cache_stats(s), h->resident = slab_set_resident(set),
+                       h->rss = proc_rss_bytes(),
+                       h->st.bytes_mapped <= slack && h->resident <= slack &&
+                           (!rss_ok_here() || h->rss <= rss0 + slack)),
+                      secs);
+}
 
 #endif
