@@ -333,20 +333,20 @@ static void run_retention(const struct bench_opts *o)
                 sizeof(void *));
         exit(1);
     }
-    size_t rss_before = bench_rss_bytes();
+    size_t rss_before = proc_rss_bytes();
 
     BENCH_MEASURE_BEGIN();
     double t0 = bench_now();
     void *head = retention_fill(n, o->size);
     double t1 = bench_now();
-    size_t rss_full = bench_rss_bytes();
+    size_t rss_full = proc_rss_bytes();
     retention_free_all(head, o->size);
     double t2 = bench_now();
     BENCH_MEASURE_END();
 
-    size_t rss_after_free = bench_rss_bytes();
+    size_t rss_after_free = proc_rss_bytes();
     const char *purge = backend_purge();
-    size_t rss_after_purge = bench_rss_bytes();
+    size_t rss_after_purge = proc_rss_bytes();
     size_t rss_peak = bench_peak_rss_bytes();
     if (rss_full > rss_peak)
         rss_peak = rss_full;

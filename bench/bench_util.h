@@ -28,6 +28,8 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <time.h>
+
+#include "../tools/proc_rss.h" /* proc_rss_bytes(): RSS in bytes */
 #include <unistd.h>
 
 #if defined(__has_include)
@@ -78,20 +80,6 @@ static inline void touch_object(void *p, size_t size, unsigned char value)
     unsigned char *c = p;
     c[0] = value;
     c[size - 1] = value;
-}
-
-/* Resident set size in bytes, from /proc/self/statm (field 2, in pages). */
-static inline size_t bench_rss_bytes(void)
-{
-    unsigned long size_pages = 0, resident_pages = 0;
-    FILE *f = fopen("/proc/self/statm", "r");
-
-    if (f == NULL)
-        return 0;
-    if (fscanf(f, "%lu %lu", &size_pages, &resident_pages) != 2)
-        resident_pages = 0;
-    fclose(f);
-    return (size_t)resident_pages * (size_t)sysconf(_SC_PAGESIZE);
 }
 
 /* Peak RSS of the process (VmHWM from /proc/self/status), in bytes. */

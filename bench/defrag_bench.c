@@ -300,7 +300,7 @@ int main(int argc, char **argv)
     memset(slots, 0, nslots * sizeof *slots); /* fault the harness array in */
     struct run r = {0};
     double memcpy_s = 0;
-    r.rss_base = bench_rss_bytes();
+    r.rss_base = proc_rss_bytes();
 
     for (size_t i = 0; i < nslots; i++) {
         if (!(slots[i] = obj_alloc(OBJ_SIZE))) {
@@ -316,13 +316,13 @@ int main(int argc, char **argv)
             slots[i] = NULL;
         }
     r.live = verify_all();
-    r.rss_before = bench_rss_bytes();
+    r.rss_before = proc_rss_bytes();
     uint64_t moved0, mapped0, moved1, mapped1;
     slab_counts(&moved0, &mapped0);
     perf_ctl(perf_fifo, "enable");
     defrag_now(&r, background);
     perf_ctl(perf_fifo, "disable");
-    r.rss_after = bench_rss_bytes();
+    r.rss_after = proc_rss_bytes();
     slab_counts(&moved1, &mapped1);
     if (verify_all() != r.live) {
         fprintf(stderr, "bench_defrag: live objects changed\n");

@@ -149,7 +149,7 @@ int main(void)
     long before_n = verify(root);
     slab_cache_defrag(table.cache, 0); /* hand back this thread's slabs; moves nothing */
     struct slab_cache_stats before = cache_stats(table.cache);
-    size_t rss_before = rss_bytes();
+    size_t rss_before = proc_rss_bytes();
 
     pthread_t t;
     if (pthread_create(&t, NULL, reader, root) != 0)
@@ -161,7 +161,7 @@ int main(void)
 
     long after_n = verify(root);
     struct slab_cache_stats after = cache_stats(table.cache);
-    size_t rss_after = rss_bytes();
+    size_t rss_after = proc_rss_bytes();
     printf("dentry_move: %ld entries (%ld after concurrent deletes); slabs %llu -> %llu, "
            "bytes_mapped %.1f -> %.1f MiB, RSS %.1f -> %.1f MiB; shrink returned %.1f MiB\n"
            "  move answers: %llu YES, %llu LATER (pinned), %llu DONT_KNOW (being deleted)\n",

@@ -5,7 +5,8 @@
  *
  * die(what)         print "<EXAMPLE_NAME>: <what>" and exit 1 (define
  *                   EXAMPLE_NAME, a string, before including this header).
- * rss_bytes()       the process RSS from /proc/self/statm.
+ * proc_rss_bytes()  the process RSS from /proc/self/statm (tools/proc_rss.h,
+ *                   shared with the tool, the tests and the benchmarks).
  * cache_stats(s)    a slab_cache_get_stats() snapshot of cache s.
  */
 #ifndef SLABDEFRAG_EXAMPLE_UTIL_H
@@ -17,6 +18,8 @@
 
 #include <slabdefrag/slab.h>
 
+#include "../tools/proc_rss.h"
+
 #ifndef EXAMPLE_NAME
 #error "define EXAMPLE_NAME (the program's name) before including example_util.h"
 #endif
@@ -25,18 +28,6 @@ static inline void die(const char *what)
 {
     fprintf(stderr, EXAMPLE_NAME ": %s\n", what);
     exit(1);
-}
-
-static inline size_t rss_bytes(void)
-{
-    unsigned long size = 0, res = 0;
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (f) {
-        if (fscanf(f, "%lu %lu", &size, &res) != 2)
-            res = 0;
-        fclose(f);
-    }
-    return res * (size_t)sysconf(_SC_PAGESIZE);
 }
 
 static inline struct slab_cache_stats cache_stats(struct slab_cache *s)

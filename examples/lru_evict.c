@@ -83,7 +83,7 @@ int main(void)
         die("inconsistent before defrag");
     slab_cache_defrag(lru.cache, 0); /* hand back this thread's slabs; kicks nothing */
     struct slab_cache_stats before = cache_stats(lru.cache);
-    size_t rss_before = rss_bytes();
+    size_t rss_before = proc_rss_bytes();
 
     pthread_t t;
     if (pthread_create(&t, NULL, user, NULL) != 0)
@@ -101,7 +101,7 @@ int main(void)
             die("a referenced item was kicked out");
     }
     struct slab_cache_stats after = cache_stats(lru.cache);
-    size_t rss_after = rss_bytes();
+    size_t rss_after = proc_rss_bytes();
     printf("lru_evict: %ld items cached (%d pinned); slabs %llu -> %llu, bytes_mapped %.1f -> "
            "%.1f MiB, RSS %.1f -> %.1f MiB; defrag returned %.1f MiB\n"
            "  kick dropped %llu, left %llu in use; get saw %llu being freed\n",

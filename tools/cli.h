@@ -7,6 +7,8 @@
 
 #include <stddef.h>
 
+#include "proc_rss.h" /* proc_rss_bytes() */
+
 int cmd_demo(int argc, char **argv);  /* demo.c: the main job (demo_*.c) */
 int cmd_bench(int argc, char **argv); /* bench.c: runs bench/run.sh */
 #ifdef SLABDEFRAG_HAVE_EXT2
@@ -18,7 +20,6 @@ int cmd_shrink(int argc, char **argv); /* shrink.c: shrink/defrag a live process
 
 /* Helpers shared by subcommands (util.c). */
 double cli_now(void);
-size_t cli_rss_bytes(void);
 double cli_defrag_limit_seconds(size_t moved, size_t released); /* memcpy + MADV_DONTNEED */
 void cli_progress(const char *what, size_t done, size_t total, int quiet);
 

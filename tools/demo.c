@@ -43,7 +43,7 @@ static double t_start, t_last;
 static void sample_locked(double now)
 {
     if (nsamples < DEMO_MAX_SAMPLES)
-        samples[nsamples++] = (struct demo_sample){ now - t_start, cli_rss_bytes() };
+        samples[nsamples++] = (struct demo_sample){ now - t_start, proc_rss_bytes() };
     t_last = now;
 }
 
@@ -121,7 +121,7 @@ void demo_show_cache(const char *title, struct slab_cache *c, int quiet)
     double live = (double)st.objects_active * st.object_size;
     printf("RSS %.1f MiB; cache '%s': %llu slabs map %.1f MiB for %.1f MiB of live objects "
            "(fill %.0f%%, %.2fx)\n",
-           cli_rss_bytes() / 1048576.0, st.name, (unsigned long long)st.slabs,
+           proc_rss_bytes() / 1048576.0, st.name, (unsigned long long)st.slabs,
            st.bytes_mapped / 1048576.0, live / 1048576.0,
            st.objects_total ? 100.0 * st.objects_active / st.objects_total : 0.0,
            live > 0 ? st.bytes_mapped / live : 0.0);
@@ -222,7 +222,7 @@ int cmd_demo(int argc, char **argv)
     for (int i = 0; i < nrecs; i++)
         summary_row(&recs[i]);
     printf("  total time %.2f s, RSS now %.1f MiB\n", cli_now() - t_start,
-           cli_rss_bytes() / 1048576.0);
+           proc_rss_bytes() / 1048576.0);
 
     if (o.plot) {
         if (demo_plot(o.plot, recs, nrecs) != 0)

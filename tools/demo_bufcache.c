@@ -297,7 +297,7 @@ int demo_bufcache_run(const struct demo_opts *o, struct demo_record *rec)
 
     /* defrag */
     struct bcache_stats s0 = bstats(&d);
-    size_t rss_before = cli_rss_bytes();
+    size_t rss_before = proc_rss_bytes();
     double t0 = cli_now();
     rec->released = bhc ? slab_cache_defrag(bhc, 100) : -1;
     rec->seconds = cli_now() - t0;
@@ -308,7 +308,7 @@ int demo_bufcache_run(const struct demo_opts *o, struct demo_record *rec)
     printf("defrag: %.2f MiB handed back to the OS in %.1f ms; RSS %.1f -> %.1f MiB; "
            "%llu buffer rings dropped (clean, unreferenced: rebuilt on next use)\n",
            rec->released / 1048576.0, rec->seconds * 1e3, rss_before / 1048576.0,
-           cli_rss_bytes() / 1048576.0,
+           proc_rss_bytes() / 1048576.0,
            (unsigned long long)(s1.rings_dropped - s0.rings_dropped));
     if (rec->released <= 0) {
         printf("defrag: FAILED — nothing was handed back (%ld)\n", rec->released);

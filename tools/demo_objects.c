@@ -161,7 +161,7 @@ int demo_objects_run(const struct demo_opts *o, struct demo_record *rec)
     demo_show_cache("demo_entry after freeing 90% (fragmented)", d.cache, o->quiet);
     slab_cache_fill_histogram(d.cache, rec->before, DEMO_BUCKETS);
 
-    size_t rss_before = cli_rss_bytes();
+    size_t rss_before = proc_rss_bytes();
     struct slab_cache_stats st0, st1;
     slab_cache_get_stats(d.cache, &st0);
     double t0 = cli_now();
@@ -190,7 +190,7 @@ int demo_objects_run(const struct demo_opts *o, struct demo_record *rec)
            "moved + MADV_DONTNEED; %.1fx); RSS %.1f -> %.1f MiB\n",
            rec->released / 1048576.0, rec->seconds * 1e3, limit * 1e3, moved / 1048576.0,
            limit > 0 ? rec->seconds / limit : 0.0, rss_before / 1048576.0,
-           cli_rss_bytes() / 1048576.0);
+           proc_rss_bytes() / 1048576.0);
     rec->ok = live != (size_t)-1 && rec->released > 0;
     if (live == (size_t)-1)
         printf("verify: FAILED — an entry was lost, duplicated or corrupted\n");

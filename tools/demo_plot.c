@@ -65,11 +65,17 @@ static void put_path(FILE *f, const char *dir, const char *name)
     put_quoted(f, path);
 }
 
-static int write_data(const char *dir, const struct demo_record *recs, int nrecs)
+/* dir/name opened for writing, or NULL. */
+static FILE *create_in(const char *dir, const char *name)
 {
     char path[4200];
-    snprintf(path, sizeof path, "%s/hist.dat", dir);
-    FILE *f = fopen(path, "w");
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    return fopen(path, "w");
+}
+
+static int write_data(const char *dir, const struct demo_record *recs, int nrecs)
+{
+    FILE *f = create_in(dir, "hist.dat");
     if (!f)
         return -1;
     fprintf(f, "# fill");
@@ -87,8 +93,7 @@ static int write_data(const char *dir, const struct demo_record *recs, int nrecs
 
     const struct demo_sample *s;
     size_t n = demo_samples(&s);
-    snprintf(path, sizeof path, "%s/rss.dat", dir);
-    if (!(f = fopen(path, "w")))
+    if (!(f = create_in(dir, "rss.dat")))
         return -1;
     for (size_t i = 0; i < n; i++)
         fprintf(f, "%.4f %.2f\n", s[i].t, s[i].rss / 1048576.0);
@@ -97,8 +102,7 @@ static int write_data(const char *dir, const struct demo_record *recs, int nrecs
     /* phases: time, RSS at that moment (the sample taken with it), number */
     const struct demo_phase *p;
     size_t np = demo_phases(&p);
-    snprintf(path, sizeof path, "%s/phases.dat", dir);
-    if (!(f = fopen(path, "w")))
+    if (!(f = create_in(dir, "phases.dat")))
         return -1;
     for (size_t i = 0; i < np; i++) {
         double rss = 0;
@@ -114,9 +118,7 @@ static int write_data(const char *dir, const struct demo_record *recs, int nrecs
 static int write_script(const char *dir, const char *png, const struct demo_record *recs,
                         int nrecs)
 {
-    char path[4200];
-    snprintf(path, sizeof path, "%s/plot.gp", dir);
-    FILE *f = fopen(path, "w");
+    FILE *f = create_in(dir, "plot.gp");
     if (!f)
         return -1;
     fprintf(f, "set terminal pngcairo noenhanced size 1200,900 font 'sans,10'\nset output ");

@@ -1,5 +1,5 @@
-/* tools/util.c — small helpers shared by the subcommands: clocks, RSS, progress,
- * the physical limit of a defrag pass. */
+/* tools/util.c — small helpers shared by the subcommands: clocks, progress,
+ * the physical limit of a defrag pass (the RSS is proc_rss.h's). */
 #define _GNU_SOURCE
 #include <stdio.h>
 #include <string.h>
@@ -14,18 +14,6 @@ double cli_now(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-size_t cli_rss_bytes(void)
-{
-    unsigned long size = 0, resident = 0;
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (f) {
-        if (fscanf(f, "%lu %lu", &size, &resident) != 2)
-            resident = 0;
-        fclose(f);
-    }
-    return resident * (size_t)sysconf(_SC_PAGESIZE);
 }
 
 /* A one-line progress bar on stderr when it is a terminal (and not quiet). */

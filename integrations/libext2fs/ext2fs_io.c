@@ -263,67 +263,41 @@ static errcode_t cache_error(struct sd_chan *c, int e)
     return r < 0 && r != -ENOMEM ? (errcode_t)-r : ENOMEM;
 }
 
-/* Copy len bytes at off out of the cache.  Returns 0 or an error; *done is the
- * number of bytes copied (the rest of buf is zero-filled on error). */
-static errcode_t range_read(struct sd_chan *c, uint64_t off, size_t len, char *buf,
-                            size_t *done)
+/* Walk len bytes at off one cache block at a time: copy them out into rbuf
+ * (write false), or copy wbuf in (write true; wbuf NULL: zeroes).  Returns 0 or
+ * an error; *done is the number of bytes copied.  A read zero-fills the rest of
+ * rbuf on error.  A block a write covers whole is not read first (bh_get). */
+static errcode_t range_io(struct sd_chan *c, uint64_t off, size_t len, bool write, char *rbuf,
+                          const char *wbuf, size_t *done)
 {
+    errcode_t short_err = write ? EXT2_ET_SHORT_WRITE : EXT2_ET_SHORT_READ;
     size_t n = 0;
     errcode_t err = c->dev ? 0 : EIO;
     while (!err && n < len) {
         uint64_t pos = off + n;
         if (pos >= c->dev_bytes) {
-            err = EXT2_ET_SHORT_READ;
+            err = short_err;
             break;
         }
         uint64_t blk = pos / c->dev_bs;
         size_t in = (size_t)(pos % c->dev_bs);
         size_t k = c->dev_bs - in < len - n ? c->dev_bs - in : len - n;
         errno = 0;
-        struct buffer_head *bh = bh_read(c->dev, blk);
+        struct buffer_head *bh =
+            write && k == c->dev_bs ? bh_get(c->dev, blk) : bh_read(c->dev, blk);
         if (!bh) {
-            err = errno == EINVAL ? EXT2_ET_SHORT_READ : cache_error(c, errno);
+            err = errno == EINVAL ? short_err : cache_error(c, errno);
             break;
         }
-        memcpy(buf + n, (char *)bh->b_data + in, k);
-        bh_put(bh);
-        n += k;
-    }
-    if (n < len)
-        memset(buf + n, 0, len - n);
-    *done = n;
-    atomic_fetch_add_explicit(&c->bytes_read, n, memory_order_relaxed);
-    return err;
-}
-
-/* Copy len bytes (buf NULL: zeroes) into the cache at off. */
-static errcode_t range_write(struct sd_chan *c, uint64_t off, size_t len, const char *buf,
-                             size_t *done)
-{
-    size_t n = 0;
-    errcode_t err = c->dev ? 0 : EIO;
-    if (!c->rw) {
-        *done = 0;
-        return EBADF; /* what pwrite on unix_io's read-only descriptor says */
-    }
-    while (!err && n < len) {
-        uint64_t pos = off + n;
-        if (pos >= c->dev_bytes) {
-            err = EXT2_ET_SHORT_WRITE;
-            break;
-        }
-        uint64_t blk = pos / c->dev_bs;
-        size_t in = (size_t)(pos % c->dev_bs);
-        size_t k = c->dev_bs - in < len - n ? c->dev_bs - in : len - n;
-        errno = 0;
-        struct buffer_head *bh = k == c->dev_bs ? bh_get(c->dev, blk) : bh_read(c->dev, blk);
-        if (!bh) {
-            err = errno == EINVAL ? EXT2_ET_SHORT_WRITE : cache_error(c, errno);
-            break;
+        if (!write) {
+            memcpy(rbuf + n, (char *)bh->b_data + in, k);
+            bh_put(bh);
+            n += k;
+            continue;
         }
         bh_lock(bh);
-        if (buf)
-            memcpy((char *)bh->b_data + in, buf + n, k);
+        if (wbuf)
+            memcpy((char *)bh->b_data + in, wbuf + n, k);
         else
             memset((char *)bh->b_data + in, 0, k);
         errno = 0;
@@ -337,64 +311,75 @@ static errcode_t range_write(struct sd_chan *c, uint64_t off, size_t len, const 
         }
         n += k;
     }
-    if (n) {
-        uint64_t none = UINT64_MAX;
-        atomic_compare_exchange_strong(&c->first_dirty, &none, off);
-    }
     *done = n;
-    atomic_fetch_add_explicit(&c->bytes_written, n, memory_order_relaxed);
     return err;
 }
 
-/* The byte range of a request for count channel blocks at block (count < 0:
- * -count bytes), and the channel's state; the part sd_read_blk64 and
- * sd_write_blk64 share.  0 or the error to return. */
-static errcode_t blk_request(io_channel channel, unsigned long long block, int count,
-                             struct sd_chan **c, uint64_t *off, size_t *len)
+/* Copy len bytes at off out of the cache.  Returns 0 or an error; *done is the
+ * number of bytes copied (the rest of buf is zero-filled on error). */
+static errcode_t range_read(struct sd_chan *c, uint64_t off, size_t len, char *buf,
+                            size_t *done)
 {
-    *c = chan_of(channel);
-    if (!*c)
+    errcode_t err = range_io(c, off, len, false, buf, NULL, done);
+    if (*done < len)
+        memset(buf + *done, 0, len - *done);
+    atomic_fetch_add_explicit(&c->bytes_read, *done, memory_order_relaxed);
+    return err;
+}
+
+/* Copy len bytes (buf NULL: zeroes) into the cache at off. */
+static errcode_t range_write(struct sd_chan *c, uint64_t off, size_t len, const char *buf,
+                             size_t *done)
+{
+    if (!c->rw) {
+        *done = 0;
+        return EBADF; /* what pwrite on unix_io's read-only descriptor says */
+    }
+    errcode_t err = range_io(c, off, len, true, NULL, buf, done);
+    if (*done) {
+        uint64_t none = UINT64_MAX;
+        atomic_compare_exchange_strong(&c->first_dirty, &none, off);
+    }
+    atomic_fetch_add_explicit(&c->bytes_written, *done, memory_order_relaxed);
+    return err;
+}
+
+/* A request for count channel blocks at block (count < 0: -count bytes): read
+ * into rbuf or write wbuf (write says which), then, on error, the channel's
+ * read_error or write_error handler when set (its return value is returned). */
+static errcode_t blk_io(io_channel channel, unsigned long long block, int count, bool write,
+                        void *rbuf, const void *wbuf)
+{
+    struct sd_chan *c = chan_of(channel);
+    if (!c)
         return EXT2_ET_MAGIC_IO_CHANNEL;
+    size_t len, done;
     if (count >= 0)
-        *len = (size_t)count * (size_t)channel->block_size;
+        len = (size_t)count * (size_t)channel->block_size;
     else if (count == INT_MIN)
         return EXT2_ET_INVALID_ARGUMENT;
     else
-        *len = (size_t)-count;
-    *off = (uint64_t)block * (uint64_t)channel->block_size;
-    return 0;
+        len = (size_t)-count;
+    uint64_t off = (uint64_t)block * (uint64_t)channel->block_size;
+    errcode_t err =
+        write ? range_write(c, off, len, wbuf, &done) : range_read(c, off, len, rbuf, &done);
+    if (err && write && channel->write_error)
+        err = channel->write_error(channel, (unsigned long)block, count, wbuf, len, (int)done, err);
+    else if (err && !write && channel->read_error)
+        err = channel->read_error(channel, (unsigned long)block, count, rbuf, len, (int)done, err);
+    return err;
 }
 
 static errcode_t sd_read_blk64(io_channel channel, unsigned long long block, int count,
                                void *data)
 {
-    struct sd_chan *c;
-    uint64_t off;
-    size_t len, done;
-    errcode_t err = blk_request(channel, block, count, &c, &off, &len);
-    if (err)
-        return err;
-    err = range_read(c, off, len, data, &done);
-    if (err && channel->read_error)
-        err = channel->read_error(channel, (unsigned long)block, count, data, len, (int)done,
-                                  err);
-    return err;
+    return blk_io(channel, block, count, false, data, NULL);
 }
 
 static errcode_t sd_write_blk64(io_channel channel, unsigned long long block, int count,
                                 const void *data)
 {
-    struct sd_chan *c;
-    uint64_t off;
-    size_t len, done;
-    errcode_t err = blk_request(channel, block, count, &c, &off, &len);
-    if (err)
-        return err;
-    err = range_write(c, off, len, data, &done);
-    if (err && channel->write_error)
-        err = channel->write_error(channel, (unsigned long)block, count, data, len, (int)done,
-                                   err);
-    return err;
+    return blk_io(channel, block, count, true, NULL, data);
 }
 
 static errcode_t sd_read_blk(io_channel channel, unsigned long block, int count, void *data)

@@ -111,17 +111,7 @@ int main(int argc, char **argv)
     seed = test_seed(argc, argv, 1, 0x5bd5);
     double secs = stress_seconds(under_sanitizer() ? 1.0 : 3.0);
     char path[256];
-    image_create(path, (size_t)NBLOCKS * BS, 0);
-    {
-        int fd = open(path, O_RDWR);
-        CHECK(fd >= 0, "open image");
-        static unsigned char blk[BS];
-        for (uint64_t b = 0; b < NBLOCKS; b++) {
-            block_fill(blk, BS, b, 0);
-            CHECK(pwrite(fd, blk, BS, (off_t)(b * BS)) == BS, "pwrite");
-        }
-        close(fd);
-    }
+    image_create_stamped(path, NBLOCKS, BS);
     bc = xbcache(2u << 20, 50, 20); /* 2 MiB: half the image; reclaim is constant */
     dev = xopen(bc, path, BS, O_RDWR);
     struct slab_defrag_policy pol = {.interval_ms = 5, .frag_percent = 5,

@@ -9,6 +9,10 @@
  * block_fill()     fill a block with a self-describing stamp (block number,
  *                  version, a per-byte mix) that block_stamp_ok() can verify, so
  *                  a torn or misplaced block is detected.
+ * image_create_stamped()  an image whose every block holds its version-0 stamp.
+ * stamp_locked()   stamp version v of a block through the cache and dirty it,
+ *                  keeping it locked and referenced; stamp_write() also
+ *                  unlocks and puts it.
  * xbcache()/xopen()  create / open that fail the test on error.
  * stats()          bcache_get_stats() that fails the test on error.
  *
@@ -21,6 +25,10 @@
  *                  check_block() recognises, returning the version (or -1),
  *                  so any block can be checked without a shadow copy.
  * cache_write_block()  version v of block b through the cache.
+ *
+ * Shadow models (a byte-exact copy of the device in memory):
+ * shadow_write()   random bytes into a locked block and the same into its
+ *                  shadow: the whole block, or one random byte range of it.
  */
 #ifndef SLABDEFRAG_TESTS_BCTEST_H
 #define SLABDEFRAG_TESTS_BCTEST_H
@@ -121,6 +129,47 @@ static inline int block_stamp_ok(const void *data, uint32_t size, uint64_t block
     if (version)
         *version = w[1];
     return 1;
+}
+
+/* image_create() of nblocks blocks of bs bytes, block b holding
+ * block_fill(b, version 0). */
+static inline void image_create_stamped(char *path, uint64_t nblocks, uint32_t bs)
+{
+    image_create(path, (size_t)nblocks * bs, 0);
+    int fd = open(path, O_RDWR);
+    CHECK(fd >= 0, "open %s: %s", path, strerror(errno));
+    unsigned char *blk = malloc(bs);
+    CHECK(blk, "malloc");
+    for (uint64_t b = 0; b < nblocks; b++) {
+        block_fill(blk, bs, b, 0);
+        CHECK(pwrite(fd, blk, bs, (off_t)(b * bs)) == (ssize_t)bs, "init image: %s",
+              strerror(errno));
+    }
+    free(blk);
+    close(fd);
+}
+
+/* Stamp version v of block b through the cache: bh_get (getblk, nothing read:
+ * the whole block is overwritten) or, when `read`, bh_read; then lock,
+ * block_fill, mark dirty.  Returns the block still locked and referenced. */
+static inline struct buffer_head *stamp_locked(struct bdev *dev, uint64_t b, uint64_t v,
+                                               bool read)
+{
+    struct buffer_head *bh = read ? bh_read(dev, b) : bh_get(dev, b);
+    CHECK(bh, "%s(%llu): %s", read ? "bh_read" : "bh_get", (unsigned long long)b,
+          strerror(errno));
+    bh_lock(bh);
+    block_fill(bh->b_data, bh->b_size, b, v);
+    bh_mark_dirty(bh);
+    return bh;
+}
+
+/* stamp_locked(), then unlock and put. */
+static inline void stamp_write(struct bdev *dev, uint64_t b, uint64_t v, bool read)
+{
+    struct buffer_head *bh = stamp_locked(dev, b, v, read);
+    bh_unlock(bh);
+    bh_put(bh);
 }
 
 static inline struct bcache *xbcache(size_t limit, unsigned expire_ms, unsigned dirty_pct)
@@ -255,5 +304,21 @@ static inline void cache_write_block(struct bdev *dev, uint64_t b, uint64_t v)
     bh_put(bh);
 }
 
+
+/* Write random bytes (from *rng) into the bs-byte block data (locked by the
+ * caller) and the same bytes into shadow, its model copy: all of it when whole,
+ * else one random range [off, off + len). */
+static inline void shadow_write(void *data, unsigned char *shadow, unsigned bs, bool whole,
+                                uint64_t *rng)
+{
+    unsigned off = 0, len = bs;
+    if (!whole) {
+        off = (unsigned)(xorshift64(rng) % bs);
+        len = 1 + (unsigned)(xorshift64(rng) % (bs - off));
+    }
+    for (unsigned i = off; i < off + len; i++)
+        shadow[i] = (unsigned char)xorshift64(rng);
+    memcpy((char *)data + off, shadow + off, len);
+}
 
 #endif

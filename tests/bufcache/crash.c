@@ -78,16 +78,7 @@ int main(int argc, char **argv)
     uint64_t seed = test_seed(argc, argv, 1, 0xc4a5);
     int iterations = argc > 2 ? atoi(argv[2]) : under_sanitizer() ? 6 : 16;
     char path[256];
-    image_create(path, (size_t)NBLOCKS * BS, 0);
-    {
-        int fd = open(path, O_RDWR);
-        static unsigned char blk[BS];
-        for (uint64_t b = 0; b < NBLOCKS; b++) {
-            block_fill(blk, BS, b, 0);
-            CHECK(pwrite(fd, blk, BS, (off_t)(b * BS)) == BS, "init image");
-        }
-        close(fd);
-    }
+    image_create_stamped(path, NBLOCKS, BS);
     struct shared *sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE,
                              MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     CHECK(sh != MAP_FAILED, "mmap");

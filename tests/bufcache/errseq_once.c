@@ -17,17 +17,6 @@
 
 #define BS 1024u
 
-static void write_block(struct bdev *dev, uint64_t b, uint64_t version)
-{
-    struct buffer_head *bh = bh_read(dev, b);
-    CHECK(bh, "bh_read: %s", strerror(errno));
-    bh_lock(bh);
-    block_fill(bh->b_data, BS, b, version);
-    bh_mark_dirty(bh);
-    bh_unlock(bh);
-    bh_put(bh);
-}
-
 static int file_has(const char *path, uint64_t b, uint64_t version)
 {
     unsigned char buf[BS];
@@ -42,7 +31,7 @@ static void sync_paths(const char *path)
     struct bdev *a = xopen(bc, path, BS, O_RDWR);
     struct bdev *b = xopen(bc, path, BS, O_RDWR);
 
-    write_block(a, 3, 1);
+    stamp_write(a, 3, 1, true);
     CHECK(bdev_fault_inject(a, BDEV_IO_WRITE, 1, EIO, 0) == 0, "inject");
     CHECK(bdev_sync(a) == -EIO && errno == EIO, "A does not see the failed write");
     CHECK(!file_has(path, 3, 1), "the failed write reached the file");
@@ -67,7 +56,7 @@ static void sync_paths(const char *path)
     CHECK(file_has(path, 7, 2), "bh_sync retry not in the file");
     bh_put(bh);
     /* a failed flush is reported too */
-    write_block(a, 9, 3);
+    stamp_write(a, 9, 3, true);
     CHECK(bdev_fault_inject(b, BDEV_IO_FLUSH, 1, EIO, 0) == 0, "inject flush");
     CHECK(bdev_sync(b) == -EIO, "B misses the failed flush");
     struct bdev *late = xopen(bc, path, BS, O_RDWR);
@@ -76,7 +65,7 @@ static void sync_paths(const char *path)
     CHECK(bdev_sync(a) == 0 && bdev_sync(b) == 0, "errors reported twice");
 
     /* bdev_close reports an error not yet seen */
-    write_block(a, 11, 4);
+    stamp_write(a, 11, 4, true);
     CHECK(bdev_fault_inject(a, BDEV_IO_WRITE, 1, ENOSPC, 0) == 0, "inject");
     CHECK(bdev_sync(a) == -ENOSPC, "A: ENOSPC");
     CHECK(bdev_close(late) == -ENOSPC && errno == ENOSPC, "close hides the error");
@@ -92,7 +81,7 @@ static void flusher_error(const char *path)
     struct bdev *a = xopen(bc, path, BS, O_RDWR);
     struct bdev *b = xopen(bc, path, BS, O_RDWR);
     CHECK(bdev_fault_inject(a, BDEV_IO_WRITE, 1, ENOSPC, 0) == 0, "inject");
-    write_block(a, 20, 5);
+    stamp_write(a, 20, 5, true);
     double end = now_seconds() + 20;
     while (!file_has(path, 20, 5) && now_seconds() < end)
         usleep(5000);

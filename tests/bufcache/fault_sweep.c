@@ -48,6 +48,15 @@ static void ack_all(struct run *r)
     memcpy(r->acked, r->ver, sizeof r->ver);
 }
 
+/* bh_read (read) or bh_get of block b; NULL once the error is noted. */
+static struct buffer_head *grab(struct run *r, uint64_t b, bool read)
+{
+    struct buffer_head *bh = read ? bh_read(r->dev, b) : bh_get(r->dev, b);
+    if (!bh)
+        note_error(r, errno);
+    return bh;
+}
+
 static void workload(struct run *r, uint64_t seed)
 {
     uint64_t rng = seed;
@@ -55,11 +64,9 @@ static void workload(struct run *r, uint64_t seed)
         uint64_t b = xorshift64(&rng) % NBLK;
         unsigned op = (unsigned)(xorshift64(&rng) % 16);
         if (op < 7) {
-            struct buffer_head *bh = bh_read(r->dev, b);
-            if (!bh) {
-                note_error(r, errno);
+            struct buffer_head *bh = grab(r, b, true);
+            if (!bh)
                 continue;
-            }
             bh_lock(bh);
             CHECK(check_block(bh->b_data, BS, b) == (int64_t)r->ver[b], "read block %llu stale",
                   (unsigned long long)b);
@@ -68,20 +75,16 @@ static void workload(struct run *r, uint64_t seed)
             bh_unlock(bh);
             bh_put(bh);
         } else if (op < 13) {
-            struct buffer_head *bh = bh_read(r->dev, b);
-            if (!bh) {
-                note_error(r, errno);
+            struct buffer_head *bh = grab(r, b, true);
+            if (!bh)
                 continue;
-            }
             CHECK(check_block(bh->b_data, BS, b) == (int64_t)r->ver[b], "block %llu stale",
                   (unsigned long long)b);
             bh_put(bh);
         } else if (op < 14) {
-            struct buffer_head *bh = bh_get(r->dev, b);
-            if (!bh) {
-                note_error(r, errno);
+            struct buffer_head *bh = grab(r, b, false);
+            if (!bh)
                 continue;
-            }
             int err = bh_sync(bh);
             bh_put(bh);
             if (err)

@@ -42,11 +42,7 @@ static void *syncer(void *arg)
 
 static void scenario_sync_waits(void)
 {
-    struct buffer_head *x = bh_read(dev, 0);
-    CHECK(x, "bh_read");
-    bh_lock(x);
-    block_fill(x->b_data, BS, 0, 1);
-    bh_mark_dirty(x);
+    struct buffer_head *x = stamp_locked(dev, 0, 1, true);
     atomic_store(&stage, 1);
     pthread_t t;
     CHECK(pthread_create(&t, NULL, syncer, NULL) == 0, "pthread_create");
@@ -70,11 +66,7 @@ static void scenario_sync_waits(void)
 
 static void scenario_bh_sync_locked(void)
 {
-    struct buffer_head *x = bh_read(dev, 8);
-    CHECK(x, "bh_read");
-    bh_lock(x);
-    block_fill(x->b_data, BS, 8, 3);
-    bh_mark_dirty(x);
+    struct buffer_head *x = stamp_locked(dev, 8, 3, true);
     CHECK(bh_sync(x) == 0, "bh_sync with the lock held: %s", strerror(errno));
     bh_unlock(x);
     bh_put(x);
@@ -88,11 +80,7 @@ static struct buffer_head *x3;
 static void *holder(void *arg)
 {
     (void)arg;
-    struct buffer_head *z = bh_read(dev, 100);
-    CHECK(z, "bh_read(Z)");
-    bh_lock(z);
-    block_fill(z->b_data, BS, 100, 4);
-    bh_mark_dirty(z);
+    struct buffer_head *z = stamp_locked(dev, 100, 4, true);
     atomic_store(&stage, 4); /* holds Z, now waits for X */
     bh_lock(x3);
     bh_unlock(x3);
@@ -112,15 +100,8 @@ static void scenario_throttle(void)
     wait_stage(4);
     usleep(20000);
     uint64_t before = stats(bc).throttled;
-    for (uint64_t b = 300; b < 300 + 200 * 4; b += 4) { /* 200 pages: past the limit */
-        struct buffer_head *bh = bh_get(dev, b);
-        CHECK(bh, "bh_get: %s", strerror(errno));
-        bh_lock(bh);
-        block_fill(bh->b_data, BS, b, 5);
-        bh_mark_dirty(bh);
-        bh_unlock(bh);
-        bh_put(bh);
-    }
+    for (uint64_t b = 300; b < 300 + 200 * 4; b += 4) /* 200 pages: past the limit */
+        stamp_write(dev, b, 5, false);
     block_fill(x3->b_data, BS, 200, 5);
     bh_mark_dirty(x3);
     CHECK(stats(bc).throttled > before || stats(bc).dirty_pages <= 30,

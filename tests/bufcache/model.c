@@ -75,19 +75,10 @@ static void op_write(struct state *s, uint64_t b)
     MCHECK(bh, "get/read(%llu): %s", (unsigned long long)b, strerror(errno));
     unsigned char *mine = shadow + b * s->bs;
     bh_lock(bh);
-    if (whole) {
-        for (unsigned i = 0; i < s->bs; i++)
-            mine[i] = (unsigned char)xorshift64(&s->rng);
-        memcpy(bh->b_data, mine, s->bs);
-    } else {
+    if (!whole)
         MCHECK(memcmp(bh->b_data, mine, s->bs) == 0, "block %llu differs before a write",
                (unsigned long long)b);
-        unsigned off = (unsigned)(xorshift64(&s->rng) % s->bs);
-        unsigned len = 1 + (unsigned)(xorshift64(&s->rng) % (s->bs - off));
-        for (unsigned i = off; i < off + len; i++)
-            mine[i] = (unsigned char)xorshift64(&s->rng);
-        memcpy((char *)bh->b_data + off, mine + off, len);
-    }
+    shadow_write(bh->b_data, mine, s->bs, whole, &s->rng);
     bh_mark_dirty(bh);
     bh_unlock(bh);
     if (xorshift64(&s->rng) % 16 == 0) {

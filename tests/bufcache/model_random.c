@@ -51,17 +51,7 @@ static void op_write(struct model *md, uint64_t b)
     CHECK(bh, "bh_get/read(%llu): %s", (unsigned long long)b, strerror(errno));
     unsigned char *sh = md->shadow + b * md->bs;
     bh_lock(bh);
-    if (whole) {
-        for (unsigned i = 0; i < md->bs; i++)
-            sh[i] = (unsigned char)xorshift64(&md->rng);
-        memcpy(bh->b_data, sh, md->bs);
-    } else {
-        unsigned off = (unsigned)(xorshift64(&md->rng) % md->bs);
-        unsigned len = 1 + (unsigned)(xorshift64(&md->rng) % (md->bs - off));
-        for (unsigned i = off; i < off + len; i++)
-            sh[i] = (unsigned char)xorshift64(&md->rng);
-        memcpy((char *)bh->b_data + off, sh + off, len);
-    }
+    shadow_write(bh->b_data, sh, md->bs, whole, &md->rng);
     bh_mark_dirty(bh);
     bh_unlock(bh);
     bh_put(bh);

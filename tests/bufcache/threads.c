@@ -89,16 +89,7 @@ int main(int argc, char **argv)
     g_seed = test_seed(argc, argv, 1, 0x7e4d);
     double secs = argc > 2 ? atof(argv[2]) : stress_seconds(under_sanitizer() ? 4.0 : 3.0);
     char path[256];
-    image_create(path, (size_t)NBLOCKS * BS, 0);
-    {
-        int fd = open(path, O_RDWR);
-        static unsigned char blk[BS];
-        for (uint64_t b = 0; b < NBLOCKS; b++) {
-            block_fill(blk, BS, b, 0);
-            CHECK(pwrite(fd, blk, BS, (off_t)(b * BS)) == BS, "init image");
-        }
-        close(fd);
-    }
+    image_create_stamped(path, NBLOCKS, BS);
     bc = xbcache((size_t)NBLOCKS * BS / 8, 10, 40);
     dev = xopen(bc, path, BS, O_RDWR);
 

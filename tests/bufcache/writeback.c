@@ -16,13 +16,7 @@ static void dirty_blocks(struct bdev *dev, uint64_t first, uint64_t n, uint64_t 
                          struct bcache *bc, uint64_t *max_dirty)
 {
     for (uint64_t b = first; b < first + n; b++) {
-        struct buffer_head *bh = bh_get(dev, b);
-        CHECK(bh, "bh_get: %s", strerror(errno));
-        bh_lock(bh);
-        block_fill(bh->b_data, BS, b, version);
-        bh_mark_dirty(bh);
-        bh_unlock(bh);
-        bh_put(bh);
+        stamp_write(dev, b, version, false);
         if (max_dirty) {
             uint64_t d = stats(bc).dirty_pages;
             if (d > *max_dirty)

@@ -24,10 +24,7 @@ int main(void)
 {
     dt_watchdog(90);
     struct owner o;
-    owner_init(&o, "bg-movable", OBJ, NSLOTS, 0);
-    owner_fill(&o, NSLOTS);
-    owner_sparsen(&o, 10);
-    size_t live = owner_verify(&o, "before");
+    size_t live = owner_init_sparse(&o, "bg-movable", OBJ, NSLOTS, 10);
     slab_cache_defrag(o.s, 0); /* give back this thread's slabs: no move at 0% */
     struct slab_cache_stats before = cache_stats(o.s);
     uint64_t needed = (live + before.objects_per_slab - 1) / before.objects_per_slab;

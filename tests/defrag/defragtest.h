@@ -228,6 +228,19 @@ static inline void owner_sparsen(struct owner *o, size_t keep_every)
             owner_free_slot(o, i);
 }
 
+static inline uint64_t owner_calls(struct owner *o) { return atomic_load(&o->calls); }
+
+/* One round of the triggers that ask the callback: slab_cache_defrag at 30 and
+ * at 100 percent, then slab_reclaim(SIZE_MAX); each must return, not fail.
+ * Returns owner_calls() after the round. */
+static inline uint64_t owner_trigger_round(struct owner *o)
+{
+    CHECK(slab_cache_defrag(o->s, 30) >= 0, "defrag 30");
+    CHECK(slab_cache_defrag(o->s, 100) >= 0, "defrag 100");
+    CHECK(slab_reclaim(SIZE_MAX) >= 0, "reclaim");
+    return owner_calls(o);
+}
+
 static inline void owner_free_all(struct owner *o)
 {
     for (size_t i = 0; i < o->nslots; i++)
@@ -273,6 +286,18 @@ static inline size_t owner_verify(struct owner *o, const char *when)
               (void *)ptrs[i]);
     free(ptrs);
     return n;
+}
+
+/* A fragmented cache: owner_init (no flags), every slot filled, then only every
+ * keep_every-th kept (owner_sparsen).  Returns the live objects owner_verify
+ * counted. */
+static inline size_t owner_init_sparse(struct owner *o, const char *name, size_t size,
+                                       size_t nslots, size_t keep_every)
+{
+    owner_init(o, name, size, nslots, 0);
+    owner_fill(o, nslots);
+    owner_sparsen(o, keep_every);
+    return owner_verify(o, "before");
 }
 
 static inline void owner_pass_begin(struct owner *o)

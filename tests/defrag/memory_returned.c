@@ -33,14 +33,14 @@ int main(int argc, char **argv)
     size_t live = owner_verify(&o, "fragmented");
     slab_cache_defrag(o.s, 0); /* give back this thread's slabs; moves nothing */
     struct slab_cache_stats before = cache_stats(o.s);
-    size_t rss_before = rss_bytes();
+    size_t rss_before = proc_rss_bytes();
     CHECK(before.bytes_mapped >= total * 3 / 4, "seed %#llx: only %llu bytes mapped after a "
           "random 90%% free: not fragmented?", (unsigned long long)seed,
           (unsigned long long)before.bytes_mapped);
 
     long rel = slab_cache_defrag(o.s, 50);
     struct slab_cache_stats after = cache_stats(o.s);
-    size_t rss_after = rss_bytes();
+    size_t rss_after = proc_rss_bytes();
     uint64_t needed = (live + after.objects_per_slab - 1) / after.objects_per_slab;
     uint64_t fall = before.bytes_mapped - after.bytes_mapped;
     printf("memory_returned: %zu live objects; bytes_mapped %.1f -> %.1f MiB; RSS %.1f -> %.1f MiB;"

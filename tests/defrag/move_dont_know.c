@@ -23,10 +23,7 @@ int main(void)
 {
     dt_watchdog(60);
     struct owner o;
-    owner_init(&o, "move-dont-know", 256, NOBJ, 0);
-    owner_fill(&o, NOBJ);
-    owner_sparsen(&o, KEEP_EVERY);
-    owner_verify(&o, "before");
+    owner_init_sparse(&o, "move-dont-know", 256, NOBJ, KEEP_EVERY);
 
     static void *dying[NOBJ];
     static size_t dying_slot[NOBJ];

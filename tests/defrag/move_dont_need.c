@@ -24,10 +24,7 @@ int main(void)
 {
     dt_watchdog(60);
     struct owner o;
-    owner_init(&o, "move-dont-need", 256, NOBJ, 0);
-    owner_fill(&o, NOBJ);
-    owner_sparsen(&o, KEEP_EVERY);
-    size_t live = owner_verify(&o, "before");
+    size_t live = owner_init_sparse(&o, "move-dont-need", 256, NOBJ, KEEP_EVERY);
     o.decide = drop_odd;
 
     struct slab_cache_stats before = cache_stats(o.s);

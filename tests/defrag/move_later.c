@@ -22,51 +22,38 @@
 #define NOBJ (PER_SLAB * NSLABS)
 #define KEEP_EVERY 8
 
-static uint64_t calls(struct owner *o) { return atomic_load(&o->calls); }
-
 static enum slab_move_result later_once(struct owner *o, size_t slot, void *old_obj)
 {
     return atomic_load(&o->calls_per_slot[slot]) <= 1 ? SLAB_MOVE_LATER : SLAB_MOVE_YES;
 }
 
-static size_t setup(struct owner *o, const char *name)
-{
-    owner_init(o, name, 256, NOBJ, 0);
-    owner_fill(o, NOBJ);
-    owner_sparsen(o, KEEP_EVERY);
-    return owner_verify(o, "before");
-}
-
 static void later_forever(void)
 {
     struct owner o;
-    size_t live = setup(&o, "move-later");
+    size_t live = owner_init_sparse(&o, "move-later", 256, NOBJ, KEEP_EVERY);
     owner_set_answer(&o, SLAB_MOVE_LATER);
     uint64_t per_round[10];
     for (int round = 0; round < 10; round++) {
-        CHECK(slab_cache_defrag(o.s, 30) >= 0, "defrag 30");
-        CHECK(slab_cache_defrag(o.s, 100) >= 0, "defrag 100");
-        CHECK(slab_reclaim(SIZE_MAX) >= 0, "reclaim");
-        per_round[round] = calls(&o);
+        per_round[round] = owner_trigger_round(&o);
         CHECK(cache_stats(o.s).objects_active == live, "round %d: objects_active %llu, owner %zu",
               round, (unsigned long long)cache_stats(o.s).objects_active, live);
     }
-    CHECK(calls(&o) > 0, "never asked");
-    CHECK(calls(&o) <= 3 * live, "%llu callbacks for %zu objects answering LATER (bound 3x)",
-          (unsigned long long)calls(&o), live);
+    CHECK(owner_calls(&o) > 0, "never asked");
+    CHECK(owner_calls(&o) <= 3 * live, "%llu callbacks for %zu objects answering LATER (bound 3x)",
+          (unsigned long long)owner_calls(&o), live);
     for (size_t i = 0; i < NOBJ; i++)
         CHECK(atomic_load(&o.calls_per_slot[i]) <= 3, "slot %zu asked %llu times", i,
               (unsigned long long)atomic_load(&o.calls_per_slot[i]));
     CHECK(per_round[9] == per_round[7], "still asking after 8 rounds: %llu -> %llu callbacks",
           (unsigned long long)per_round[7], (unsigned long long)per_round[9]);
     owner_check_results(&o, "LATER forever");
-    CHECK(owner_result(&o, SLAB_MOVE_LATER) == calls(&o), "answers other than LATER");
+    CHECK(owner_result(&o, SLAB_MOVE_LATER) == owner_calls(&o), "answers other than LATER");
     CHECK(owner_verify(&o, "LATER forever") == live, "live changed");
 
     owner_set_answer(&o, SLAB_MOVE_YES);
-    uint64_t marked = calls(&o);
+    uint64_t marked = owner_calls(&o);
     slab_cache_defrag(o.s, 30);
-    CHECK(calls(&o) == marked, "defrag asked slabs marked after 3 LATERs");
+    CHECK(owner_calls(&o) == marked, "defrag asked slabs marked after 3 LATERs");
     struct slab_cache_stats pre = cache_stats(o.s);
     long rel = slab_cache_shrink(o.s);
     struct slab_cache_stats st = cache_stats(o.s);
@@ -83,7 +70,7 @@ static void later_forever(void)
 static void later_once_then_yes(void)
 {
     struct owner o;
-    size_t live = setup(&o, "move-later-once");
+    size_t live = owner_init_sparse(&o, "move-later-once", 256, NOBJ, KEEP_EVERY);
     struct slab_cache_stats before = cache_stats(o.s);
     pthread_mutex_lock(&o.lock);
     o.decide = later_once;

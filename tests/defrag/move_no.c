@@ -22,23 +22,18 @@
 #define NOBJ (PER_SLAB * NSLABS)
 #define KEEP_EVERY 8
 
-static uint64_t calls(struct owner *o) { return atomic_load(&o->calls); }
-
 int main(void)
 {
     dt_watchdog(60);
     struct owner o;
-    owner_init(&o, "move-no", 256, NOBJ, 0);
-    owner_fill(&o, NOBJ);
-    owner_sparsen(&o, KEEP_EVERY);
-    size_t live = owner_verify(&o, "before");
+    size_t live = owner_init_sparse(&o, "move-no", 256, NOBJ, KEEP_EVERY);
     owner_set_answer(&o, SLAB_MOVE_NO);
 
     struct slab_cache_stats before = cache_stats(o.s);
     long r = slab_cache_defrag(o.s, 30);
     CHECK(r >= 0, "slab_cache_defrag: %ld", r);
     struct slab_cache_stats st = cache_stats(o.s);
-    uint64_t first = calls(&o);
+    uint64_t first = owner_calls(&o);
     CHECK(first > 0, "the callback was never asked");
     CHECK(first <= before.slabs, "%llu NO answers for %llu slabs: a slab was asked again "
           "after NO", (unsigned long long)first, (unsigned long long)before.slabs);
@@ -58,13 +53,10 @@ int main(void)
      * the triggers soon ask nothing at all. */
     uint64_t per_round[6];
     for (int i = 0; i < 6; i++) {
-        CHECK(slab_cache_defrag(o.s, 30) >= 0, "defrag");
-        CHECK(slab_cache_defrag(o.s, 100) >= 0, "defrag 100");
-        CHECK(slab_reclaim(SIZE_MAX) >= 0, "reclaim");
-        per_round[i] = calls(&o);
+        per_round[i] = owner_trigger_round(&o);
     }
-    CHECK(calls(&o) <= before.slabs, "NO slabs asked again: %llu NO answers for %llu slabs",
-          (unsigned long long)calls(&o), (unsigned long long)before.slabs);
+    CHECK(owner_calls(&o) <= before.slabs, "NO slabs asked again: %llu NO answers for %llu slabs",
+          (unsigned long long)owner_calls(&o), (unsigned long long)before.slabs);
     CHECK(per_round[5] == per_round[2], "still asking after 3 rounds: %llu -> %llu",
           (unsigned long long)per_round[2], (unsigned long long)per_round[5]);
     for (size_t i = 0; i < NOBJ; i++)
@@ -91,10 +83,10 @@ int main(void)
           (unsigned long long)st.objects_active, live);
 
     /* shrink clears the marks and asks again. */
-    uint64_t before_shrink = calls(&o);
+    uint64_t before_shrink = owner_calls(&o);
     owner_pass_begin(&o);
     CHECK(slab_cache_shrink(o.s) >= 0, "shrink");
-    CHECK(calls(&o) > before_shrink, "slab_cache_shrink did not ask the NO slabs again");
+    CHECK(owner_calls(&o) > before_shrink, "slab_cache_shrink did not ask the NO slabs again");
     owner_pass_check(&o, "shrink after NO");
     pthread_mutex_lock(&o.lock);
     size_t n_dest = o.n_new;

@@ -25,10 +25,7 @@ int main(void)
     dt_watchdog(60);
     dt_no_decay_release();
     struct owner o;
-    owner_init(&o, "move-yes", 256, NOBJ, 0);
-    owner_fill(&o, NOBJ);
-    owner_sparsen(&o, KEEP_EVERY);
-    size_t live = owner_verify(&o, "before defrag");
+    size_t live = owner_init_sparse(&o, "move-yes", 256, NOBJ, KEEP_EVERY);
     CHECK(live == (NOBJ + KEEP_EVERY - 1) / KEEP_EVERY, "live %zu", live);
 
     struct slab_cache_stats before = cache_stats(o.s);

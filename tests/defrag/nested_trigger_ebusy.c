@@ -50,10 +50,7 @@ int main(void)
     dt_watchdog(60);
     other = slab_cache_create("nested-other", 64, 0, 0, NULL);
     CHECK(other != NULL, "create");
-    owner_init(&mover, "nested-move", 256, 3000, 0);
-    owner_fill(&mover, 3000);
-    owner_sparsen(&mover, 10);
-    size_t live = owner_verify(&mover, "before");
+    size_t live = owner_init_sparse(&mover, "nested-move", 256, 3000, 10);
     mover.decide = nesting_decide;
     long rel = slab_cache_defrag(mover.s, 30);
     CHECK(atomic_load(&nested_done), "callback never ran");

@@ -8,7 +8,8 @@
  * preloaded()        1 when this process runs on the front end (dlsym finds it).
  * run_capture()      fork + exec argv with LD_PRELOAD (or none) and extra
  *                    NAME=VALUE settings; stdin from a string, stdout captured.
- * program_missing()  1 when a program is not found in PATH (tests skip, 77).
+ * program_missing()  1 when a program is not found in PATH (tests skip, 77);
+ *                    skip_unless_installed() exits 77 with a message then.
  */
 #ifndef SLABDEFRAG_TESTS_PRELOAD_H
 #define SLABDEFRAG_TESTS_PRELOAD_H
@@ -44,6 +45,15 @@ static inline int program_missing(const char *name)
         p += n + (e ? 1 : 0);
     }
     return 1;
+}
+
+/* Exit 77 (the test is skipped), saying why, when program `name` is not in PATH. */
+static inline void skip_unless_installed(const char *name)
+{
+    if (program_missing(name)) {
+        fprintf(stderr, "%s not installed: skipped\n", name);
+        exit(77);
+    }
 }
 
 /* Run argv (PATH lookup) with LD_PRELOAD=preload (NULL: unset) and the settings

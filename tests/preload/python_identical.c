@@ -24,10 +24,7 @@ static const char script[] =
 int main(int argc, char **argv)
 {
     CHECK(argc >= 2, "usage: python_identical LIBSLABDEFRAG_MALLOC_SO");
-    if (program_missing("python3")) {
-        fprintf(stderr, "python3 not installed: skipped\n");
-        return 77;
-    }
+    skip_unless_installed("python3");
     char *cmd[] = { "python3", "-c", (char *)script, NULL };
     const char *env[] = { "PYTHONMALLOC=malloc", "PYTHONHASHSEED=0", NULL };
     return same_output(cmd, argv[1], env, NULL, 100);

@@ -20,10 +20,7 @@ static const char sql[] =
 int main(int argc, char **argv)
 {
     CHECK(argc >= 2, "usage: sqlite_identical LIBSLABDEFRAG_MALLOC_SO");
-    if (program_missing("sqlite3")) {
-        fprintf(stderr, "sqlite3 not installed: skipped\n");
-        return 77;
-    }
+    skip_unless_installed("sqlite3");
     char *cmd[] = { "sqlite3", ":memory:", NULL };
     return same_output(cmd, argv[1], NULL, sql, 100);
 }

@@ -12,12 +12,6 @@
 #define _GNU_SOURCE
 #include "slabtest.h"
 
-static int cmp_ptr(const void *a, const void *b)
-{
-    uintptr_t x = *(const uintptr_t *)a, y = *(const uintptr_t *)b;
-    return x < y ? -1 : x > y;
-}
-
 static void one_cache(size_t size, size_t align, unsigned flags)
 {
     char name[32];
@@ -63,7 +57,7 @@ static void one_cache(size_t size, size_t align, unsigned flags)
     uintptr_t *sorted = malloc(n * sizeof *sorted);
     CHECK(sorted != NULL, "malloc");
     memcpy(sorted, objs, n * sizeof *sorted);
-    qsort(sorted, n, sizeof *sorted, cmp_ptr);
+    qsort(sorted, n, sizeof *sorted, slabtest_cmp_uptr);
     for (size_t i = 1; i < n; i++)
         CHECK(sorted[i] - sorted[i - 1] >= size,
               "%s: objects %#lx and %#lx are %lu bytes apart, object size %zu", name,

@@ -34,29 +34,30 @@ static uint64_t ctor_calls;
 static int dup_ctor; /* a known address was constructed again */
 static void *dup_addr;
 
-static int set_insert(uintptr_t k)
+/* The slot holding k, or the empty slot where it would go (linear probing). */
+static size_t set_slot(uintptr_t k)
 {
     size_t h = (size_t)((k >> 3) * 0x9e3779b97f4a7c15ull) & (SET_CAP - 1);
-    while (set_keys[h]) {
-        if (set_keys[h] == k)
-            return 0;
+    while (set_keys[h] && set_keys[h] != k)
         h = (h + 1) & (SET_CAP - 1);
-    }
-    CHECK(set_count < SET_CAP / 2, "address set full");
-    set_keys[h] = k;
-    set_count++;
-    return 1;
+    return h;
 }
 
 static int set_contains(uintptr_t k)
 {
-    size_t h = (size_t)((k >> 3) * 0x9e3779b97f4a7c15ull) & (SET_CAP - 1);
-    while (set_keys[h]) {
-        if (set_keys[h] == k)
-            return 1;
-        h = (h + 1) & (SET_CAP - 1);
-    }
-    return 0;
+    return set_keys[set_slot(k)] == k;
+}
+
+/* 1 if k was added, 0 if it was already there. */
+static int set_insert(uintptr_t k)
+{
+    size_t h = set_slot(k);
+    if (set_keys[h] == k)
+        return 0;
+    CHECK(set_count < SET_CAP / 2, "address set full");
+    set_keys[h] = k;
+    set_count++;
+    return 1;
 }
 
 static void set_clear(void)
@@ -86,6 +87,22 @@ static void check_constructed(const struct obj *o, const char *when)
           (const void *)o);
 }
 
+/* Allocate objs[i] for i = 0, step, 2*step ... < n: each must come constructed
+ * and constructed once; then write user state into it, which must not matter
+ * to the allocator. */
+static void alloc_constructed(struct slab_cache *s, struct obj **objs, size_t n, size_t step,
+                              const char *when)
+{
+    for (size_t i = 0; i < n; i += step) {
+        objs[i] = slab_alloc(s);
+        CHECK(objs[i] != NULL, "%s: slab_alloc: %s", when, strerror(errno));
+        check_constructed(objs[i], when);
+        CHECK(objs[i]->ctor_calls == 1, "%s: object %p constructed %llu times", when,
+              (void *)objs[i], (unsigned long long)objs[i]->ctor_calls);
+        objs[i]->pad[0] = 1;
+    }
+}
+
 int main(void)
 {
     struct slab_cache *s = slab_cache_create("ctor-once", sizeof(struct obj), 0, 0, ctor);
@@ -100,14 +117,7 @@ int main(void)
     size_t n = 6 * (size_t)per + per / 2;
     struct obj **objs = calloc(n, sizeof *objs);
     CHECK(objs != NULL, "calloc");
-    for (size_t i = 0; i < n; i++) {
-        objs[i] = slab_alloc(s);
-        CHECK(objs[i] != NULL, "slab_alloc: %s", strerror(errno));
-        check_constructed(objs[i], "phase 1");
-        CHECK(objs[i]->ctor_calls == 1, "object %p constructed %llu times", (void *)objs[i],
-              (unsigned long long)objs[i]->ctor_calls);
-        objs[i]->pad[0] = 1; /* user state: must not matter to the allocator */
-    }
+    alloc_constructed(s, objs, n, 1, "phase 1");
     CHECK(!dup_ctor, "phase 1: ctor ran twice on %p", dup_addr);
     slab_cache_shrink(s); /* make the counters exact (this thread is the only user) */
     st = cache_stats(s);
@@ -125,13 +135,7 @@ int main(void)
         slab_free(s, objs[i]);
         objs[i] = NULL;
     }
-    for (size_t i = 0; i < n; i += 2) {
-        objs[i] = slab_alloc(s);
-        CHECK(objs[i] != NULL, "slab_alloc: %s", strerror(errno));
-        check_constructed(objs[i], "phase 2");
-        CHECK(objs[i]->ctor_calls == 1, "phase 2: object %p constructed %llu times",
-              (void *)objs[i], (unsigned long long)objs[i]->ctor_calls);
-    }
+    alloc_constructed(s, objs, n, 2, "phase 2");
     CHECK(!dup_ctor, "phase 2: ctor ran again on %p although its slab was never released",
           dup_addr);
     slab_cache_shrink(s);
@@ -157,11 +161,7 @@ int main(void)
     dup_ctor = 0;
     s = slab_cache_create("ctor-once-nr", sizeof(struct obj), 0, SLAB_NO_RESERVE, ctor);
     CHECK(s != NULL, "create: %s", strerror(errno));
-    for (size_t i = 0; i < n; i++) {
-        objs[i] = slab_alloc(s);
-        CHECK(objs[i] != NULL, "slab_alloc: %s", strerror(errno));
-        check_constructed(objs[i], "phase 3a");
-    }
+    alloc_constructed(s, objs, n, 1, "phase 3a");
     slab_cache_shrink(s);
     st = cache_stats(s);
     uint64_t first_calls = ctor_calls;
@@ -176,13 +176,7 @@ int main(void)
           (unsigned long long)st.slabs, (unsigned long long)st.bytes_mapped);
     set_clear(); /* every slab was released: constructing again is now expected */
     dup_ctor = 0;
-    for (size_t i = 0; i < n; i++) {
-        objs[i] = slab_alloc(s);
-        CHECK(objs[i] != NULL, "slab_alloc: %s", strerror(errno));
-        check_constructed(objs[i], "phase 3b (slabs re-created)");
-        CHECK(objs[i]->ctor_calls == 1, "phase 3b: object %p ctor_calls %llu", (void *)objs[i],
-              (unsigned long long)objs[i]->ctor_calls);
-    }
+    alloc_constructed(s, objs, n, 1, "phase 3b (slabs re-created)");
     CHECK(!dup_ctor, "phase 3b: ctor ran twice on %p", dup_addr);
     slab_cache_shrink(s);
     st = cache_stats(s);

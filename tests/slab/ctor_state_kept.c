@@ -35,26 +35,6 @@ static unsigned char pattern(uintptr_t addr, size_t k)
     return (unsigned char)(x | 1); /* never 0: a zeroed byte is always caught */
 }
 
-struct free_job {
-    struct slab_cache *s;
-    void **objs;
-    size_t n;
-};
-
-static void *remote_free(void *arg)
-{
-    struct free_job *j = arg;
-    for (size_t i = 0; i < j->n; i++)
-        slab_free(j->s, j->objs[i]);
-    return NULL;
-}
-
-static int cmp_ptr(const void *a, const void *b)
-{
-    uintptr_t x = *(const uintptr_t *)a, y = *(const uintptr_t *)b;
-    return x < y ? -1 : x > y;
-}
-
 static void run(size_t size)
 {
     char name[32];
@@ -101,13 +81,10 @@ static void run(size_t size)
     size_t half = nfreed / 2;
     for (size_t i = 0; i < half; i++)
         slab_free(s, freed[i]);
-    struct free_job job = {s, freed + half, nfreed - half};
-    pthread_t t;
-    CHECK(pthread_create(&t, NULL, remote_free, &job) == 0, "pthread_create");
-    CHECK(pthread_join(t, NULL) == 0, "pthread_join");
+    slab_in_thread(s, freed + half, nfreed - half, false);
 
     /* Allocate them back: each must be one of ours, pattern intact. */
-    qsort(freed, nfreed, sizeof *freed, cmp_ptr);
+    qsort(freed, nfreed, sizeof *freed, slabtest_cmp_uptr);
     unsigned long calls_before = ctor_calls;
     size_t reused = 0;
     void **again = calloc(nfreed, sizeof *again);
@@ -116,7 +93,7 @@ static void run(size_t size)
         unsigned char *p = slab_alloc(s);
         CHECK(p != NULL, "slab_alloc: %s", strerror(errno));
         again[i] = p;
-        if (!bsearch(&p, freed, nfreed, sizeof *freed, cmp_ptr))
+        if (!bsearch(&p, freed, nfreed, sizeof *freed, slabtest_cmp_uptr))
             continue; /* from a new slab: nothing to compare */
         reused++;
         for (size_t k = 0; k < size; k++)

@@ -33,7 +33,7 @@ int main(void)
     CHECK(s != NULL, "create: %s", strerror(errno));
     CHECK(slab_get_purge_delay() > 0, "default purge delay is 0: no decay to test");
     memset(objs, 0, sizeof objs); /* resident before the baseline */
-    size_t rss0 = rss_bytes();
+    size_t rss0 = proc_rss_bytes();
 
     for (size_t i = 0; i < NOBJ; i++) {
         objs[i] = slab_alloc(s);
@@ -43,18 +43,17 @@ int main(void)
     struct slab_cache_stats st = cache_stats(s);
     struct slab_set set; /* its 2 MiB of bases count in the RSS: within the slack */
     slab_set_build(&set, objs, NOBJ, st.slab_size);
-    size_t rss_full = rss_bytes();
+    size_t rss_full = proc_rss_bytes();
     CHECK(st.bytes_mapped >= TOTAL, "bytes_mapped %llu after allocating %u bytes",
           (unsigned long long)st.bytes_mapped, TOTAL);
     for (size_t i = 0; i < NOBJ; i++)
         slab_free(s, objs[i]);
 
     /* From here on: no allocator call that allocates, frees or releases. */
-    size_t resident = 0, rss = 0;
-    int ok = POLL_UNTIL((st = cache_stats(s), resident = slab_set_resident(&set), rss = rss_bytes(),
-                         st.bytes_mapped <= SLACK && resident <= SLACK &&
-                             (!rss_ok_here() || rss <= rss0 + SLACK)),
-                        DEADLINE_S);
+    struct held_memory h;
+    int ok = poll_memory_released(s, &set, rss0, SLACK, DEADLINE_S, &h);
+    st = h.st;
+    size_t resident = h.resident, rss = h.rss;
     if (!ok)
         print_stats("decay_idle_process: still held", &st);
     CHECK(st.bytes_mapped <= SLACK, "bytes_mapped %llu after %d s idle (allowed %u)",

@@ -40,32 +40,6 @@ static void expect_report(struct slab_cache *s, const char *name, unsigned long 
     CHECK(slab_cache_find(name) == NULL, "'%s' still found after destroy", name);
 }
 
-struct job {
-    struct slab_cache *s;
-    void **objs;
-    size_t n;
-};
-
-static void *alloc_worker(void *arg)
-{
-    struct job *j = arg;
-    for (size_t i = 0; i < j->n; i++) {
-        j->objs[i] = slab_alloc(j->s);
-        if (!j->objs[i])
-            return (void *)1;
-        memset(j->objs[i], 0x77, 512);
-    }
-    return NULL;
-}
-
-static void *free_worker(void *arg)
-{
-    struct job *j = arg;
-    for (size_t i = 0; i < j->n; i++)
-        slab_free(j->s, j->objs[i]);
-    return NULL;
-}
-
 int main(void)
 {
     /* 37 objects from this thread, spread over full slabs and the active one. */
@@ -104,20 +78,19 @@ int main(void)
     enum { T = 3, PER = 300 };
     static void *tobj[T][PER];
     pthread_t th[T];
-    struct job jobs[T];
+    struct slab_job jobs[T];
     for (int t = 0; t < T; t++) {
-        jobs[t] = (struct job){s, tobj[t], PER};
-        CHECK(pthread_create(&th[t], NULL, alloc_worker, &jobs[t]) == 0, "pthread_create");
+        jobs[t] = (struct slab_job){s, tobj[t], PER, true};
+        CHECK(pthread_create(&th[t], NULL, slab_job_run, &jobs[t]) == 0, "pthread_create");
     }
     for (int t = 0; t < T; t++) {
         void *ret;
         CHECK(pthread_join(th[t], &ret) == 0 && ret == NULL, "alloc worker failed");
+        for (int i = 0; i < PER; i++)
+            memset(tobj[t][i], 0x77, 512); /* every page of them resident */
     }
     /* Thread 0's objects 0..99 are freed by another thread, thread 1's 0..49 here. */
-    struct job fj = {s, tobj[0], 100};
-    pthread_t ft;
-    CHECK(pthread_create(&ft, NULL, free_worker, &fj) == 0, "pthread_create");
-    CHECK(pthread_join(ft, NULL) == 0, "pthread_join");
+    slab_in_thread(s, tobj[0], 100, false);
     for (int i = 0; i < 50; i++)
         slab_free(s, tobj[1][i]);
     /* Main also holds a few. */

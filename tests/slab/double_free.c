@@ -33,12 +33,10 @@ struct bad_free {
     int second_remote; /* the second free from another thread */
 };
 
-static void in_thread(struct slab_cache *s, void **objs, size_t n, int do_alloc);
-
 static void free_maybe_remote(struct bad_free *b, int remote)
 {
     if (remote)
-        in_thread(b->s, &b->obj, 1, 0);
+        slab_in_thread(b->s, &b->obj, 1, false);
     else
         slab_free(b->s, b->obj);
 }
@@ -72,37 +70,6 @@ static void expect_double(const char *label, struct slab_cache *s, void *obj, in
 static void ctor(void *p)
 {
     memset(p, 0x3c, 24);
-}
-
-struct job {
-    struct slab_cache *s;
-    void **objs;
-    size_t n;
-    int do_alloc;
-};
-
-static void *worker(void *arg)
-{
-    struct job *j = arg;
-    for (size_t i = 0; i < j->n; i++) {
-        if (j->do_alloc) {
-            j->objs[i] = slab_alloc(j->s);
-            if (!j->objs[i])
-                return (void *)1;
-        } else {
-            slab_free(j->s, j->objs[i]);
-        }
-    }
-    return NULL;
-}
-
-static void in_thread(struct slab_cache *s, void **objs, size_t n, int do_alloc)
-{
-    struct job j = {s, objs, n, do_alloc};
-    pthread_t t;
-    void *ret;
-    CHECK(pthread_create(&t, NULL, worker, &j) == 0, "pthread_create");
-    CHECK(pthread_join(t, &ret) == 0 && ret == NULL, "worker failed");
 }
 
 int main(void)
@@ -140,14 +107,14 @@ int main(void)
 
     /* 4: freed by another thread first. */
     void *r = objs[n - 1];
-    in_thread(s, &r, 1, 0);
+    slab_in_thread(s, &r, 1, false);
     expect_double("4: remote free, then again", s, r, 0);
 
     /* 5: the in-use count would go negative. */
     struct slab_cache *e = slab_cache_create("df-empty", 256, 0, 0, NULL);
     CHECK(e != NULL, "create: %s", strerror(errno));
     void *three[3];
-    in_thread(e, three, 3, 1);
+    slab_in_thread(e, three, 3, true);
     for (int i = 0; i < 3; i++)
         slab_free(e, three[i]);
     st = cache_stats(e);
@@ -162,7 +129,7 @@ int main(void)
     size_t nb = st.objects_per_slab;
     void **bobj = calloc(nb, sizeof *bobj);
     CHECK(bobj != NULL, "calloc");
-    in_thread(big, bobj, nb, 1);
+    slab_in_thread(big, bobj, nb, true);
     for (size_t i = 0; i < nb; i++)
         slab_free(big, bobj[i]);
     expect_double("6: whole slab freed, then its first object", big, bobj[0], 0);

@@ -74,7 +74,7 @@ int main(void)
     memset(firsts, 0, sizeof firsts);
     CHECK(pthread_barrier_init(&all_allocated, NULL, THREADS + 1) == 0, "barrier");
     CHECK(pthread_barrier_init(&go_free, NULL, THREADS + 1) == 0, "barrier");
-    size_t rss0 = rss_bytes();
+    size_t rss0 = proc_rss_bytes();
 
     pthread_t th[THREADS];
     pthread_attr_t attr;
@@ -102,13 +102,10 @@ int main(void)
                 all[n++] = firsts[t][i];
         slab_set_build(&set, all, n, slab_size);
     }
-    struct slab_cache_stats st;
-    size_t resident = 0, rss = 0;
-    int ok = POLL_UNTIL((st = cache_stats(cache), resident = slab_set_resident(&set),
-                         rss = rss_bytes(),
-                         st.bytes_mapped <= SLACK && resident <= SLACK &&
-                             (!rss_ok_here() || rss <= rss0 + SLACK)),
-                        DEADLINE_S);
+    struct held_memory h;
+    int ok = poll_memory_released(cache, &set, rss0, SLACK, DEADLINE_S, &h);
+    struct slab_cache_stats st = h.st;
+    size_t resident = h.resident, rss = h.rss;
     if (!ok)
         print_stats("idle_threads_bounded: 64 idle threads", &st);
     CHECK(st.bytes_mapped <= SLACK, "%d idle threads: bytes_mapped %llu after %d s (allowed %u)",

@@ -118,43 +118,43 @@ static char *jstring(struct jp *jp)
     return out;
 }
 
+/* Skip one or more digits; 0 (jp->err = err) when there is none. */
+static int jdigits(struct jp *jp, const char *err)
+{
+    if (!isdigit((unsigned char)*jp->p)) {
+        jp->err = err;
+        return 0;
+    }
+    while (isdigit((unsigned char)*jp->p))
+        jp->p++;
+    return 1;
+}
+
 static struct jv *jnumber(struct jp *jp)
 {
     const char *start = jp->p;
     if (*jp->p == '-')
         jp->p++;
-    if (!isdigit((unsigned char)*jp->p)) {
-        jp->err = "bad number";
-        return NULL;
-    }
     if (*jp->p == '0' && isdigit((unsigned char)jp->p[1])) {
         jp->err = "leading zero";
         return NULL;
     }
-    while (isdigit((unsigned char)*jp->p))
-        jp->p++;
+    if (!jdigits(jp, "bad number"))
+        return NULL;
     int integer = *start != '-';
     if (*jp->p == '.') {
         integer = 0;
         jp->p++;
-        if (!isdigit((unsigned char)*jp->p)) {
-            jp->err = "bad fraction";
+        if (!jdigits(jp, "bad fraction"))
             return NULL;
-        }
-        while (isdigit((unsigned char)*jp->p))
-            jp->p++;
     }
     if (*jp->p == 'e' || *jp->p == 'E') {
         integer = 0;
         jp->p++;
         if (*jp->p == '+' || *jp->p == '-')
             jp->p++;
-        if (!isdigit((unsigned char)*jp->p)) {
-            jp->err = "bad exponent";
+        if (!jdigits(jp, "bad exponent"))
             return NULL;
-        }
-        while (isdigit((unsigned char)*jp->p))
-            jp->p++;
     }
     struct jv *v = jnew(J_NUM);
     v->d = strtod(start, NULL);

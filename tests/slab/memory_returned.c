@@ -61,13 +61,13 @@ static void round_trip(struct slab_cache *s, int cross_thread)
                                    : "round 1 (freed by the allocating thread)";
     struct slab_cache_stats st = cache_stats(s);
     size_t slab_size = st.slab_size;
-    size_t rss0 = rss_bytes();
+    size_t rss0 = proc_rss_bytes();
     for (size_t i = 0; i < NOBJ; i++) {
         objs[i] = slab_alloc(s);
         CHECK(objs[i] != NULL, "slab_alloc #%zu: %s", i, strerror(errno));
         memset(objs[i], 0x5a, OBJ_SIZE);
     }
-    size_t rss1 = rss_bytes();
+    size_t rss1 = proc_rss_bytes();
     for (size_t i = 0; i < NOBJ; i++)
         bases[i] = slab_base(objs[i], slab_size);
     qsort(bases, NOBJ, sizeof bases[0], cmp_uptr);
@@ -110,7 +110,7 @@ static void round_trip(struct slab_cache *s, int cross_thread)
             break;
         usleep(100 * 1000);
     }
-    size_t rss2 = rss_bytes();
+    size_t rss2 = proc_rss_bytes();
     st = cache_stats(s);
     size_t res_freed = slabs_resident(slab_size);
     if (st.bytes_mapped > keep || res_freed > keep)

@@ -52,12 +52,6 @@ static size_t emptied_resident(size_t S)
     return r;
 }
 
-static int cmp_ptr(const void *a, const void *b)
-{
-    uintptr_t x = *(const uintptr_t *)a, y = *(const uintptr_t *)b;
-    return x < y ? -1 : x > y;
-}
-
 int main(void)
 {
     cache = slab_cache_create("idle-owner", 1024, 0, 0, NULL);
@@ -73,7 +67,7 @@ int main(void)
         memset(objs[i], 0x33, 1024);
     }
     slab_cache_shrink(cache); /* main gives its (full) active slab back: it holds none */
-    qsort(objs, n, sizeof *objs, cmp_ptr);
+    qsort(objs, n, sizeof *objs, slabtest_cmp_uptr);
     for (size_t k = 0; k < SLABS; k++)
         CHECK(slab_base(objs[k * per], S) == slab_base(objs[k * per + per - 1], S),
               "objects not grouped by slab");

@@ -24,6 +24,13 @@
  *                           slowly an oversubscribed sanitizer build runs.
  * rss_ok_here()             1 when the process RSS means what it says (no
  *                           sanitizer shadow memory in it).
+ * slab_job_run()            a pthread start routine that allocates or frees a
+ *                           batch of objects; slab_in_thread() runs one on a new
+ *                           thread and waits for it (remote frees, objects of
+ *                           threads that have exited).
+ * slabtest_cmp_uptr()       qsort/bsearch order of pointers (or slab bases).
+ * poll_memory_released()   POLL_UNTIL an idle cache maps, keeps resident and
+ *                           adds to the RSS at most a slack; the last sample.
  */
 #ifndef SLABDEFRAG_TESTS_SLABTEST_H
 #define SLABDEFRAG_TESTS_SLABTEST_H
@@ -33,6 +40,7 @@
 #endif
 #include <errno.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,6 +72,41 @@ static inline void check_stats_consistent(const struct slab_cache_stats *st)
     CHECK(st->objects_active <= st->objects_total, "more active objects than capacity");
     CHECK(st->bytes_mapped == st->slabs * st->slab_size,
           "bytes_mapped != slabs * slab_size");
+}
+
+/* A batch of slab operations for another thread: allocate n objects of s into
+ * objs[] (alloc true), or free objs[0..n) (alloc false). */
+struct slab_job {
+    struct slab_cache *s;
+    void **objs;
+    size_t n;
+    bool alloc;
+};
+
+/* pthread start routine running a slab_job: NULL, or (void *)1 when an
+ * allocation failed. */
+static inline void *slab_job_run(void *arg)
+{
+    struct slab_job *j = arg;
+    for (size_t i = 0; i < j->n; i++) {
+        if (!j->alloc)
+            slab_free(j->s, j->objs[i]);
+        else if (!(j->objs[i] = slab_alloc(j->s)))
+            return (void *)1;
+    }
+    return NULL;
+}
+
+/* Run the job on a new thread and wait for it to exit; fails the test if an
+ * allocation failed. */
+static inline void slab_in_thread(struct slab_cache *s, void **objs, size_t n, bool alloc)
+{
+    struct slab_job j = {s, objs, n, alloc};
+    pthread_t t;
+    void *ret;
+    CHECK(pthread_create(&t, NULL, slab_job_run, &j) == 0, "pthread_create");
+    CHECK(pthread_join(t, &ret) == 0, "pthread_join");
+    CHECK(ret == NULL, "slab_alloc of cache '%s' failed in the thread", slab_cache_name(s));
 }
 
 /* Distinct slabs (sorted bases) of a set of objects. */
@@ -160,5 +203,27 @@ static char fail_context[160] __attribute__((unused));
     } while (0)
 
 static inline int rss_ok_here(void) { return !under_sanitizer(); }
+
+/* What an idle cache still holds: its statistics, the resident bytes of a set
+ * of its slabs, and the process RSS. */
+struct held_memory {
+    struct slab_cache_stats st;
+    size_t resident, rss;
+};
+
+/* Wait (POLL_UNTIL, at most secs) until cache s maps at most slack bytes, at
+ * most slack bytes of set's slabs are resident and, where the RSS means what it
+ * says, the RSS is at most rss0 + slack.  1 when it got there; *h is the last
+ * sample either way, for the caller's checks and messages. */
+static inline int poll_memory_released(struct slab_cache *s, const struct slab_set *set,
+                                       size_t rss0, size_t slack, double secs,
+                                       struct held_memory *h)
+{
+    return POLL_UNTIL((h->st = cache_stats(s), h->resident = slab_set_resident(set),
+                       h->rss = proc_rss_bytes(),
+                       h->st.bytes_mapped <= slack && h->resident <= slack &&
+                           (!rss_ok_here() || h->rss <= rss0 + slack)),
+                      secs);
+}
 
 #endif

@@ -21,38 +21,6 @@
 
 #include "slabtest.h"
 
-struct alloc_job {
-    struct slab_cache *s;
-    void **objs;
-    size_t n;
-};
-
-static void *alloc_thread(void *arg)
-{
-    struct alloc_job *j = arg;
-    for (size_t i = 0; i < j->n; i++) {
-        j->objs[i] = slab_alloc(j->s);
-        if (!j->objs[i])
-            return (void *)1;
-    }
-    return NULL;
-}
-
-static void alloc_in_thread(struct slab_cache *s, void **objs, size_t n)
-{
-    struct alloc_job job = {s, objs, n};
-    pthread_t t;
-    void *ret;
-    CHECK(pthread_create(&t, NULL, alloc_thread, &job) == 0, "pthread_create");
-    CHECK(pthread_join(t, &ret) == 0, "pthread_join");
-    CHECK(ret == NULL, "slab_alloc failed in the thread");
-}
-
-static int cmp_ptr(const void *a, const void *b)
-{
-    uintptr_t x = *(const uintptr_t *)a, y = *(const uintptr_t *)b;
-    return x < y ? -1 : x > y;
-}
 
 static void expect(struct slab_cache *s, const char *when, uint64_t allocs, uint64_t frees)
 {
@@ -79,7 +47,7 @@ static void free_pattern(unsigned flags)
     size_t n = nslabs * per;
     void **objs = calloc(n, sizeof *objs);
     CHECK(objs != NULL, "calloc");
-    alloc_in_thread(s, objs, n);
+    slab_in_thread(s, objs, n, true);
     expect(s, "after the allocating thread exited", n, 0);
     st = cache_stats(s);
     CHECK(st.slabs == nslabs, "%zu objects fill %zu slabs, but the cache has %llu", n, nslabs,
@@ -88,7 +56,7 @@ static void free_pattern(unsigned flags)
           "all slabs should be full");
 
     /* Group the objects by slab. */
-    qsort(objs, n, sizeof *objs, cmp_ptr);
+    qsort(objs, n, sizeof *objs, slabtest_cmp_uptr);
     for (size_t k = 0; k < nslabs; k++)
         for (size_t i = 0; i < per; i++)
             CHECK(slab_base(objs[k * per + i], slab_size) == slab_base(objs[k * per], slab_size),

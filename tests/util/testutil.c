@@ -172,18 +172,6 @@ size_t resident_bytes(const void *addr, size_t len)
     return resident;
 }
 
-size_t rss_bytes(void)
-{
-    FILE *f = fopen("/proc/self/statm", "r");
-    unsigned long size = 0, resident = 0;
-    if (f) {
-        if (fscanf(f, "%lu %lu", &size, &resident) != 2)
-            resident = 0;
-        fclose(f);
-    }
-    return resident * (size_t)sysconf(_SC_PAGESIZE);
-}
-
 int wait_child_for(pid_t pid, double secs)
 {
     double end = now_seconds() + secs;

@@ -19,7 +19,7 @@
  * resident_bytes()     how much of [addr, addr+len) is resident, from mincore();
  *                      unmapped pages count as not resident.  Unlike the process
  *                      RSS this is meaningful under ASan and TSan too.
- * rss_bytes() reads the process RSS from /proc/self/statm.
+ * proc_rss_bytes()     the process RSS from /proc/self/statm (tools/proc_rss.h).
  * xorshift64 is the seeded generator used by randomised tests; a test that
  * takes a seed prints it on failure so a run can be replayed.
  */
@@ -32,6 +32,8 @@
 #include <sys/types.h>
 
 #include <slabdefrag/slab.h>
+
+#include "../../tools/proc_rss.h"
 
 #define CHECK(cond, ...)                                                              \
     do {                                                                              \
@@ -78,9 +80,6 @@ static inline uintptr_t slab_base(const void *obj, size_t slab_size)
 }
 
 size_t resident_bytes(const void *addr, size_t len);
-
-/* Resident set size of this process in bytes. */
-size_t rss_bytes(void);
 
 /* Wait at most secs for child pid: its exit status (128 + signal if killed),
  * or -1 if it was still running (it is then killed and reaped). */

@@ -28,6 +28,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../proc_rss.h"
+
 struct entry {
     uint32_t index;
     uint32_t len; /* bytes of value */
@@ -43,18 +45,6 @@ static uint64_t mix(uint64_t x)
     x *= UINT64_C(0xc4ceb9fe1a85ec53);
     x ^= x >> 33;
     return x;
-}
-
-static size_t rss(void)
-{
-    FILE *f = fopen("/proc/self/statm", "r");
-    unsigned long pages = 0, res = 0;
-    if (f) {
-        if (fscanf(f, "%lu %lu", &pages, &res) != 2)
-            res = 0;
-        fclose(f);
-    }
-    return res * (size_t)sysconf(_SC_PAGESIZE);
 }
 
 static unsigned char byte_at(uint64_t seed, uint32_t i) { return (unsigned char)mix(seed + i); }
@@ -108,7 +98,7 @@ int main(int argc, char **argv)
     int (*hint)(const void *) = (int (*)(const void *))dlsym(RTLD_DEFAULT, "slab_malloc_defrag_hint");
     void *(*move)(void *) = (void *(*)(void *))dlsym(RTLD_DEFAULT, "slab_malloc_defrag_move");
     long (*trim)(void) = (long (*)(void))dlsym(RTLD_DEFAULT, "slab_malloc_trim");
-    size_t base = rss();
+    size_t base = proc_rss_bytes();
 
     struct entry **slot = malloc(n * sizeof *slot);
     size_t bytes = 0;
@@ -117,7 +107,7 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < n; i++)
         if (!(slot[i] = make((uint32_t)i, seed, &bytes)))
             return 1;
-    size_t rss_full = rss();
+    size_t rss_full = proc_rss_bytes();
 
     uint64_t r = seed | 1;
     for (size_t i = 0; i < n; i++) {
@@ -128,7 +118,7 @@ int main(int argc, char **argv)
             slot[i] = NULL;
         }
     }
-    size_t rss_deleted = rss();
+    size_t rss_deleted = proc_rss_bytes();
 
     size_t moved = 0, hinted = 0;
     int sweep = hint && move && trim;
@@ -148,7 +138,7 @@ int main(int argc, char **argv)
         usleep(600 * 1000);
         trim();
     }
-    size_t rss_swept = rss();
+    size_t rss_swept = proc_rss_bytes();
 
     int ok = 1;
     for (size_t i = 0; i < n; i++)
