@@ -16,7 +16,6 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <libgen.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
@@ -30,11 +29,7 @@ static char lib[PATH_MAX];
 
 static void find_library(void)
 {
-    char self[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    CHECK(n > 0, "readlink /proc/self/exe");
-    self[n] = '\0';
-    snprintf(lib, sizeof lib, "%s/../libslabdefrag.so", dirname(self));
+    snprintf(lib, sizeof lib, "%s/../libslabdefrag.so", test_binary_dir());
     CHECK(access(lib, R_OK) == 0, "no shared library at %s", lib);
 }
 

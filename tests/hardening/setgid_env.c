@@ -12,7 +12,6 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <libgen.h>
 #include <limits.h>
 #include <string.h>
 #include <sys/auxv.h>
@@ -94,9 +93,7 @@ int main(int argc, char **argv)
     ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
     CHECK(n > 0, "readlink");
     self[n] = '\0';
-    char parent[PATH_MAX];
-    snprintf(parent, sizeof parent, "%s", self);
-    snprintf(dir, sizeof dir, "%s/setgid-env-XXXXXX", dirname(parent));
+    snprintf(dir, sizeof dir, "%s/setgid-env-XXXXXX", test_binary_dir());
     CHECK(mkdtemp(dir) != NULL, "mkdtemp: %s", strerror(errno));
     chmod(dir, 0755);
     snprintf(copy, sizeof copy, "%s/prog", dir);

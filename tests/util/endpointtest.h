@@ -286,11 +286,7 @@ static const char *cli_path(void)
     const char *env = getenv("SLABDEFRAG_CLI");
     if (env && *env)
         return env;
-    char self[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    CHECK(n > 0, "readlink /proc/self/exe");
-    self[n] = '\0';
-    snprintf(path, sizeof path, "%s/../tools/slabdefrag", dirname(self));
+    snprintf(path, sizeof path, "%s/../tools/slabdefrag", test_binary_dir());
     CHECK(access(path, X_OK) == 0, "no CLI binary at %s (set SLABDEFRAG_CLI)", path);
     return path;
 }

@@ -3,6 +3,7 @@
 #include "testutil.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -206,6 +207,18 @@ int fork_many(int forks, void (*child_main)(void), double max_secs)
         }
     }
     return 0;
+}
+
+const char *test_binary_dir(void)
+{
+    static char dir[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", dir, sizeof dir - 1);
+    CHECK(n > 0, "readlink /proc/self/exe: %s", strerror(errno));
+    dir[n] = '\0';
+    char *slash = strrchr(dir, '/');
+    CHECK(slash, "no directory in %s", dir);
+    *slash = '\0';
+    return dir;
 }
 
 double now_seconds(void)

@@ -93,6 +93,10 @@ int fork_many(int forks, void (*child_main)(void), double max_secs);
 /* Seconds since an arbitrary start (CLOCK_MONOTONIC). */
 double now_seconds(void);
 
+/* The directory of this test's executable (static buffer; aborts the test if
+ * /proc/self/exe cannot be read): build artefacts are found relative to it. */
+const char *test_binary_dir(void);
+
 static inline uint64_t xorshift64(uint64_t *state)
 {
     uint64_t x = *state;
