@@ -57,10 +57,10 @@
  *    candidates in one walk of the bins under cache->lock (counts read from the
  *    headers, no free list merged; shrink forgets refusals in the same walk),
  *    sorts them by address (radix sort; insertion sort below 64) and visits
- *    them in that order, each
- *    frozen only at its turn and skipped if it is no longer a candidate,
- *    refilling the lowest emptied slabs first: survivors gather at low
- *    addresses and the released slabs form long runs.  A budgeted step (the
+ *    them in that order, each frozen only at its turn and skipped if it is no
+ *    longer a candidate, refilling the lowest emptied slabs first: survivors
+ *    gather at low addresses and the released slabs form long runs.  A
+ *    budgeted step (the
  *    background defragmenter) takes the emptiest candidate from the bins each
  *    time instead.  At the end of the pass the remaining SPARE slabs are
  *    unlinked from the cache in chunks of RELEASE_CHUNK slabs per cache->lock
