@@ -144,7 +144,7 @@ static void check_image(struct run *r, const char *what)
  * on the image (read through the mapping).  The blocks not written since were
  * checked then; a stray write into one of them is caught by the whole-image
  * check at the end of the input (comparing the whole image at every sync took
- * a quarter of the target's time). */
+ * about a fifth of the target's time). */
 static void check_changed(struct run *r)
 {
     for (unsigned w = 0; w < MAX_BLOCKS / 64; w++)

@@ -109,7 +109,7 @@ static void ctor(void *p)
  * word 0 keeps the ctor's magic.  Objects are at least pointer-aligned. */
 static size_t first_word(const struct mcache *m) { return m->ctor ? 1 : 0; }
 
-FZ_NOCOV static uint64_t pword(uint32_t tag, size_t k)
+FZ_BULK static uint64_t pword(uint32_t tag, size_t k)
 {
     uint64_t x = (tag + 1ull) * 0x9e3779b97f4a7c15ull ^ (k + 1ull) * 0xff51afd7ed558ccdull;
     return x ^ (x >> 29);
@@ -119,7 +119,7 @@ FZ_NOCOV static uint64_t pword(uint32_t tag, size_t k)
  * both ends of a large one (an overlapping object of the same size always
  * covers one of them) and every 64th word.  Filling 32 KiB objects whole cost
  * more than everything else an input does. */
-FZ_NOCOV static void pattern_words(struct mcache *m, unsigned char *p, uint32_t tag, bool write)
+FZ_BULK static void pattern_words(struct mcache *m, unsigned char *p, uint32_t tag, bool write)
 {
     size_t words = (m->size + 7) / 8;
     for (size_t k = first_word(m); k < words; k++) {
