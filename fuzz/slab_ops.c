@@ -34,7 +34,8 @@
  * ALLOC and SPARSE allocate at most OP_BYTES (512 KiB) of objects per op (at
  * least one object), and a cache's live objects stay within NOBJ and
  * LIVE_BYTES (4 MiB): a SPARSE of 128 objects of 32 KiB touched 4 MiB of fresh
- * slab pages, and such page faults took three quarters of the target's time.
+ * slab pages, and objects over 4 KiB took three quarters of the target's time
+ * (mostly those page faults).
  * Large objects still fill several slabs (8 objects of 32 KiB per 256 KiB slab).
  * After every op the touched cache must validate.  At the end every live object
  * is checked and freed, and the stats must show allocs == frees, no active object.
