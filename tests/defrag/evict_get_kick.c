@@ -51,8 +51,11 @@ static void item_new(size_t i)
 {
     struct item *it = slab_alloc(cache);
     CHECK(it != NULL, "slab_alloc");
-    atomic_store(&it->ref, 1);
+    /* `allocated` before the reference: a defrag pass may call get() on this
+     * object as soon as slab_alloc returned it, and get-unless-zero succeeding
+     * must imply the flag is already set. */
     atomic_store(&it->allocated, 1);
+    atomic_store(&it->ref, 1);
     atomic_store(&it->slot, i);
     memset(it->payload, (int)(i & 0xff), sizeof it->payload);
     pthread_mutex_lock(&table_lock);
