@@ -23,7 +23,8 @@
  *    process whose malloc is the slab front end (libslabdefrag-malloc) that
  *    allocation may create the front end's caches and so call back here on
  *    the same thread, inside the once: `runner` (the starting thread's id)
- *    makes that inner call return at once instead of deadlocking on the once.
+ *    makes that inner call return at once instead of deadlocking on the once
+ *    (endpoint/autostart_reentry forces it through a testing-build hook).
  *    `done` makes every later call one load.  A child forked after the start
  *    inherits done = true and does not start again by itself (server.c: the
  *    child does not inherit the endpoint either).
@@ -39,15 +40,20 @@
 
 #include <slabdefrag/stats.h>
 
+#include "common/test_hook.h"
 #include "endpoint/endpoint.h"
+#include "endpoint/internal.h"
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static atomic_bool done;
 static _Atomic pid_t runner; /* thread id inside autostart_run, or 0 */
 
+TEST_HOOKS_DEFINE(struct endpoint_autostart_test_hooks, endpoint_autostart_set_test_hooks)
+
 static void autostart_run(void)
 {
     atomic_store(&runner, gettid());
+    TEST_HOOK(inside_start, atomic_load(&runner));
     const char *on = secure_getenv("SLABDEFRAG_STATS");
     if (on && strcmp(on, "1") == 0) {
         const char *path = secure_getenv("SLABDEFRAG_STATS_SOCKET");

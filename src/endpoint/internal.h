@@ -89,4 +89,17 @@ int endpoint_default_path(char *buf, size_t size);
  * when it is not a socket; -errno. */
 int endpoint_clear_stale(const char *path, const struct sockaddr_un *addr);
 
+/* ---- autostart.c (testing build only: common/test_hook.h) ---- */
+
+#ifdef SLABDEFRAG_TESTING
+/* inside_start runs on the starting thread inside the once, before the
+ * environment is read: a test re-enters from there as a malloc that creates
+ * caches would. */
+struct endpoint_autostart_test_hooks {
+    void (*inside_start)(pid_t runner, void *arg);
+    void *arg;
+};
+void endpoint_autostart_set_test_hooks(const struct endpoint_autostart_test_hooks *hooks);
+#endif
+
 #endif
