@@ -32,7 +32,9 @@
  *   7 CLEAR           turn all faults off
  *   8 VALIDATE
  * The image lives in $TMPDIR (or /tmp), one per process, truncated for each
- * input and removed at exit.  The bcache is kept across inputs with the same
+ * input; it is unlinked as soon as it is created and opened by the cache as
+ * /proc/self/fd/N, so that no run, not even one that aborts on a finding,
+ * leaves it behind.  The bcache is kept across inputs with the same
  * memory and dirty limits (the device is closed after each input, which drops
  * its pages; destroy is checked when the configuration changes).
  */
@@ -68,7 +70,7 @@ struct run {
 
 #define MAX_IMAGE (64u * 4096u)
 
-static char image[256];
+static char image[64]; /* /proc/self/fd/N of the unlinked image file */
 static int image_fd = -1;
 /* The image file mapped read-only and shared (the page cache itself: no copy
  * per check), the shadow (every block's expected content, so that checks
@@ -76,12 +78,6 @@ static int image_fd = -1;
  * the whole image (a read of a hole through the mapping would allocate it). */
 static const unsigned char *disk;
 static unsigned char shadow[MAX_IMAGE], disk_buf[MAX_IMAGE];
-
-static void remove_image(void)
-{
-    if (image[0])
-        unlink(image);
-}
 
 /* Block b's content at version ver: word i is a hash of (b, ver, i), each
  * word independent of the others so that the loops below vectorise; version 0
@@ -262,10 +258,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct input in = {data, size};
     if (!image[0]) {
         const char *dir = getenv("TMPDIR");
-        snprintf(image, sizeof image, "%s/slabdefrag-fuzz-XXXXXX", dir && *dir ? dir : "/tmp");
-        image_fd = mkstemp(image);
-        FZ_CHECK(image_fd >= 0, "mkstemp: %s", strerror(errno));
-        atexit(remove_image);
+        char name[256];
+        snprintf(name, sizeof name, "%s/slabdefrag-fuzz-XXXXXX", dir && *dir ? dir : "/tmp");
+        image_fd = mkstemp(name);
+        FZ_CHECK(image_fd >= 0, "mkstemp %s: %s", name, strerror(errno));
+        FZ_CHECK(unlink(name) == 0, "unlink %s: %s", name, strerror(errno));
+        snprintf(image, sizeof image, "/proc/self/fd/%d", image_fd);
         /* The largest image: checks read only within the current size (a
          * read past the end of the file would be a SIGBUS). */
         disk = mmap(NULL, MAX_IMAGE, PROT_READ, MAP_SHARED, image_fd, 0);
