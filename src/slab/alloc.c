@@ -27,11 +27,9 @@
 static inline void *heap_pop(struct slab_cache *s, struct heap *h)
 {
     void *obj = h->freelist;
-    void *next = fp_get(s, obj);
     /* The next free object must be in the same slab (one xor and shift): a
      * corrupted or forged link stops here instead of handing out wild memory. */
-    if (unlikely(((uintptr_t)next ^ (uintptr_t)obj) >> s->slab_shift) && next)
-        slab_report_corrupt_freelist(s, obj, next);
+    void *next = fp_next_in_slab(s, obj);
     obj_mark_inuse(s, obj); /* defrag lists live objects by this mark (inuse.h) */
     h->freelist = next;
     h->nfree--;
@@ -49,7 +47,7 @@ static inline void *heap_pop_lfree(struct slab_cache *s, struct heap *h)
     void *next = fp_get(s, obj);
     uintptr_t seg = ((uintptr_t)next >> SEGMENT_SHIFT) & (SEGMAP_ENTRIES - 1);
     if (unlikely(next && atomic_load_explicit(&segmap[seg], relaxed) != s->slab_shift))
-        slab_report_corrupt_freelist(s, obj, next);
+        slab_report_corrupt_freelist(s, obj, next, "not an object of this cache");
     obj_mark_inuse(s, obj); /* defrag lists live objects by this mark (inuse.h) */
     h->lfree = next;
     h->nlfree--;

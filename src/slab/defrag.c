@@ -448,9 +448,7 @@ static void *dest_take(struct pass *p, struct slab *d)
         obj = d->freelist;
         if (!obj)
             return NULL;
-        void *next = fp_get(s, obj);
-        if (unlikely(((uintptr_t)next ^ (uintptr_t)obj) >> s->slab_shift) && next)
-            slab_report_corrupt_freelist(s, obj, next);
+        void *next = fp_next_in_slab(s, obj);
         d->freelist = next;
         if (next) { /* the next pop reads its link, the next move writes it */
             __builtin_prefetch((char *)next + s->fp_offset, 0);
@@ -501,7 +499,7 @@ static int walk_live(struct pass *p, struct slab *sl)
     unsigned words = (s->objects + 63) / 64;
     memset(p->bitmap, 0, words * sizeof *p->bitmap);
     slab_merge_remote(s, sl);
-    for (void *f = sl->freelist; f; f = fp_get(s, f)) {
+    for (void *f = sl->freelist; f; f = fp_next_in_slab(s, f)) {
         unsigned i = slab_index(s, sl, f);
         p->bitmap[i / 64] |= UINT64_C(1) << (i % 64);
     }

@@ -46,12 +46,13 @@ _Noreturn void slab_report_bad_free(const struct slab_cache *s, const void *obj,
     abort();
 }
 
-_Noreturn void slab_report_corrupt_freelist(const struct slab_cache *s, const void *obj, const void *next)
+_Noreturn void slab_report_corrupt_freelist(const struct slab_cache *s, const void *obj, const void *next,
+                                            const char *where)
 {
     fprintf(stderr,
             "slabdefrag: cache '%s': corrupted free pointer in free object %p (decodes to %p, "
-            "outside its slab): write after free or overflow\n",
-            s->name, obj, next);
+            "%s): write after free or overflow\n",
+            s->name, obj, next, where);
     fflush(stderr);
     abort();
 }
@@ -79,11 +80,9 @@ static inline struct slab *slab_checked(struct slab_cache *s, void *obj, unsigne
     struct slab *sl = (struct slab *)((uintptr_t)obj & ~(uintptr_t)(slab_bytes(s) - 1));
     if (unlikely(!slab_is_live_of(sl, s)))
         report_foreign(s, obj);
-    uintptr_t off = (uintptr_t)obj - (uintptr_t)sl - s->first_offset;
-    unsigned idx = slab_index(s, sl, obj);
-    if (unlikely(off >= s->objects_span || (uintptr_t)idx * s->stride != off))
+    if (unlikely(!slab_is_slot(s, sl, obj)))
         slab_report_bad_free(s, obj, "misaligned", " (not the start of an object)");
-    *idx_out = idx;
+    *idx_out = slab_index(s, sl, obj);
     return sl;
 }
 
@@ -305,10 +304,8 @@ int slab_free_object(void *obj)
     struct slab_cache *s = slab_owner_cache(sl);
     if (unlikely(atomic_load_explicit(&sl->magic, relaxed) != SLAB_MAGIC || !s || s->slab_shift != shift))
         return 0;
-    uintptr_t off = (uintptr_t)obj - (uintptr_t)sl - s->first_offset;
-    unsigned idx = slab_index(s, sl, obj);
-    if (unlikely(off >= s->objects_span || (uintptr_t)idx * s->stride != off))
+    if (unlikely(!slab_is_slot(s, sl, obj)))
         slab_report_bad_free(s, obj, "misaligned", " (not the start of an object)");
-    free_validated(s, sl, obj, idx, __builtin_return_address(0));
+    free_validated(s, sl, obj, slab_index(s, sl, obj), __builtin_return_address(0));
     return 1;
 }

@@ -50,9 +50,12 @@
  *    emptied and heap->cache = NULL; the owning thread frees an orphan when it
  *    next looks its table up for that id, or when it exits.
  * 4. Invariants.  h->nfree == |h->freelist|; h->nlfree == |h->lfree| and every
- *    object on it lies in a slab h owns; the active slab's own freelist is
- *    NULL and its inuse is recomputed as objects - nfree when it stops being
- *    active; a slab on h->partial has freelist != NULL; a slab on h->full has an
+ *    object on it lies in a slab h owns (its link, like those on h->delayed,
+ *    is checked to name an object of the cache before the walks of
+ *    heap_lfree_flush and heap_drain_delayed follow it: a write after free
+ *    into a held object is reported, not followed to a wild address); the
+ *    active slab's own freelist is NULL and its inuse is recomputed as
+ *    objects - nfree when it stops being active; a slab on h->partial has freelist != NULL; a slab on h->full has an
  *    empty freelist and may have remote frees and delayed objects waiting.
  *    Delayed free is ARMED when a slab goes to h->full and disarmed only when the
  *    slab leaves the heap (cache_put_slab): an armed slab back on h->partial just
@@ -219,8 +222,7 @@ static void heap_drain_delayed(struct slab_cache *s, struct heap *h, bool as_own
 {
     void *obj = atomic_exchange_explicit(&h->delayed, NULL, memory_order_acquire);
     while (obj) {
-        /* Links on h->delayed cross slabs: decode without the same-slab check. */
-        void *next = fp_get(s, obj);
+        void *next = fp_next_cross(s, obj); /* links on h->delayed cross slabs */
         if (as_owner) {
             heap_free_held(s, h, obj);
         } else {
@@ -239,7 +241,7 @@ void heap_lfree_flush(struct slab_cache *s, struct heap *h)
     h->lfree = NULL;
     h->nlfree = 0;
     while (obj) {
-        void *next = fp_get(s, obj);
+        void *next = fp_next_cross(s, obj);
         heap_free_held(s, h, obj);
         obj = next;
     }

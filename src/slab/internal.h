@@ -342,7 +342,8 @@ static inline unsigned slab_index(const struct slab_cache *s, const struct slab 
  * Hardening (as Linux's CONFIG_SLAB_FREELIST_HARDENED): the stored value is
  * next ^ cache secret ^ byte-swapped address of the link, so a leaked or
  * overwritten link is useless without the secret, and a forged one decodes to a
- * pointer outside the slab, which the allocation path catches (alloc.c).
+ * pointer outside the slab, which every walk of a free list catches before
+ * following it (fp_next_in_slab, fp_next_cross below).
  * Build with -DSLABDEFRAG_NO_FREELIST_HARDENING to measure its cost.
  */
 static inline uintptr_t fp_key(const struct slab_cache *s, const void *slot)
@@ -500,9 +501,54 @@ unsigned heap_partial_slabs(struct slab_cache *s);   /* cache->lock held */
 
 /* free.c */
 void slab_free_unowned(struct slab_cache *s, struct heap *h, struct slab *sl, void *obj, unsigned idx);
-_Noreturn void slab_report_corrupt_freelist(const struct slab_cache *s, const void *obj, const void *next);
+/* "corrupted free pointer in free object <obj> (decodes to <next>, <where>)" */
+_Noreturn void slab_report_corrupt_freelist(const struct slab_cache *s, const void *obj, const void *next,
+                                            const char *where);
 _Noreturn void slab_report_bad_free(const struct slab_cache *s, const void *obj, const char *what,
                                     const char *detail);
+
+/*
+ * Decoding a free pointer: every link is checked before anything dereferences
+ * what it decodes to, so a link overwritten after its object was freed (or by
+ * an overflow) ends in a report naming the object, never in a load from a wild
+ * address.
+ *   fp_next_in_slab  a slab's own free list (the active slab's, a slab's
+ *                    freelist, its remote stack): the next object lies in the
+ *                    same slab (one xor and shift).
+ *   fp_next_cross    a list that spans slabs (a heap's lfree and delayed
+ *                    stacks, heap.c): the next object starts an object slot of
+ *                    a live slab of s (objects on those stacks still count
+ *                    as allocated in their slabs, which therefore stay live).
+ *                    The segment map is read first, and slab memory is never
+ *                    unmapped (os.c), so the header loads after it cannot
+ *                    fault whatever the link held.
+ */
+static inline void *fp_next_in_slab(const struct slab_cache *s, const void *obj)
+{
+    void *next = fp_get(s, obj);
+    if (unlikely(((uintptr_t)next ^ (uintptr_t)obj) >> s->slab_shift) && next)
+        slab_report_corrupt_freelist(s, obj, next, "outside its slab");
+    return next;
+}
+
+/* obj is the start of one of sl's object slots (slab_free's alignment check). */
+static inline bool slab_is_slot(const struct slab_cache *s, const struct slab *sl, const void *obj)
+{
+    uintptr_t off = (uintptr_t)obj - (uintptr_t)sl - s->first_offset;
+    return off < s->objects_span && (uintptr_t)slab_index(s, sl, obj) * s->stride == off;
+}
+
+static inline void *fp_next_cross(const struct slab_cache *s, const void *obj)
+{
+    void *next = fp_get(s, obj);
+    if (next) {
+        const struct slab *sl = (const struct slab *)((uintptr_t)next & ~(uintptr_t)(slab_bytes(s) - 1));
+        if (unlikely(os_segment_slab_shift(next) != s->slab_shift || !slab_is_live_of(sl, s) ||
+                     !slab_is_slot(s, sl, next)))
+            slab_report_corrupt_freelist(s, obj, next, "not an object of this cache");
+    }
+    return next;
+}
 
 /* cache.c */
 extern pthread_mutex_t cache_list_lock;

@@ -248,11 +248,8 @@ void slab_merge_remote(struct slab_cache *s, struct slab *sl)
         tail_of = list;
     }
     void *tail = tail_of;
-    for (void *n; (n = fp_get(s, tail)) != NULL;) {
-        if (unlikely(((uintptr_t)n ^ (uintptr_t)tail) >> s->slab_shift))
-            slab_report_corrupt_freelist(s, tail, n);
+    for (void *n; (n = fp_next_in_slab(s, tail)) != NULL;)
         tail = n;
-    }
     fp_set(s, tail, head);
     sl->freelist = tail_of;
 }
