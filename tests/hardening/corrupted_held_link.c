@@ -26,9 +26,6 @@
  * Controls: each case without the write survives, and everything freed leaves
  * the cache valid with no object active.
  */
-#define _GNU_SOURCE
-#include <pthread.h>
-
 #include "hardtest.h"
 #include "slab/internal.h" /* the heap's lfree and delayed heads */
 
@@ -43,18 +40,6 @@ struct held {
     int corrupt;
     uint64_t value; /* written over x's link */
 };
-
-struct remote {
-    struct slab_cache *s;
-    void *obj;
-};
-
-static void *remote_free(void *arg)
-{
-    struct remote *r = arg;
-    slab_free(r->s, r->obj);
-    return NULL;
-}
 
 static void run_case(void *arg)
 {
@@ -71,10 +56,7 @@ static void run_case(void *arg)
         slab_free(s, x);
         CHECK(h->lfree == x, "x is not on this thread's lfree");
     } else {
-        struct remote r = {s, x};
-        pthread_t t;
-        CHECK(pthread_create(&t, NULL, remote_free, &r) == 0, "pthread_create");
-        CHECK(pthread_join(t, NULL) == 0, "pthread_join");
+        free_on_thread(s, x);
         CHECK(atomic_load(&h->delayed) == x, "x is not on this heap's delayed stack");
     }
     if (c->corrupt)

@@ -16,9 +16,6 @@
  *  4. a freed by another thread, b freed here, then a again here;
  *  5. Z, P or U alone also catch it (each adds the state word).
  */
-#define _GNU_SOURCE
-#include <pthread.h>
-
 #include "hardtest.h"
 
 struct df {
@@ -27,13 +24,6 @@ struct df {
     int churn;      /* objects allocated before, freed between the frees */
     int a_remote;   /* first free of a from another thread */
 };
-
-static void *remote_free(void *arg)
-{
-    struct df *d = arg;
-    free_one(d->s, d->a);
-    return NULL;
-}
 
 static void do_delayed(void *arg)
 {
@@ -44,13 +34,10 @@ static void do_delayed(void *arg)
     CHECK(v != NULL, "calloc");
     for (int i = 0; i < d->churn; i++)
         CHECK((v[i] = slab_alloc(d->s)) != NULL, "slab_alloc");
-    if (d->a_remote) {
-        pthread_t t;
-        CHECK(pthread_create(&t, NULL, remote_free, d) == 0, "pthread_create");
-        pthread_join(t, NULL);
-    } else {
+    if (d->a_remote)
+        free_on_thread(d->s, d->a);
+    else
         free_one(d->s, d->a);
-    }
     for (int i = 0; i < d->churn; i++)
         slab_free(d->s, v[i]);
     free_one(d->s, d->b);

@@ -18,6 +18,8 @@
  * NOINLINE        for helper functions whose call sites a report must name.
  * alloc_one(), free_one()  slab_alloc/slab_free from a function of their own,
  *                 so site_in() can tell that a report names their call sites.
+ * free_on_thread() free_one() on a new thread, waited for: a remote free (the
+ *                 object's slab belongs to the calling thread's heap).
  * ovf_*           the body of overflow_by_1.c and overflow_by_8.c (one test
  *                 program per overflow size): four red-zoned caches, each
  *                 checked by ovf_check() for an in-bounds control, an overflow
@@ -30,6 +32,7 @@
 #define _GNU_SOURCE
 #endif
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -57,6 +60,26 @@ static NOINLINE __attribute__((unused)) void free_one(struct slab_cache *s, void
 {
     slab_free(s, p);
     __asm__ volatile("" ::: "memory");
+}
+
+struct thread_free {
+    struct slab_cache *s;
+    void *obj;
+};
+
+static inline void *thread_free_main(void *arg)
+{
+    struct thread_free *f = arg;
+    free_one(f->s, f->obj);
+    return NULL;
+}
+
+static inline __attribute__((unused)) void free_on_thread(struct slab_cache *s, void *obj)
+{
+    struct thread_free f = {s, obj};
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, thread_free_main, &f) == 0, "pthread_create");
+    CHECK(pthread_join(t, NULL) == 0, "pthread_join");
 }
 
 static inline const char *ptr_prefix(const char *cache, const char *op, const void *p)
