@@ -38,16 +38,12 @@ static inline void *heap_pop(struct slab_cache *s, struct heap *h)
 }
 
 /* From the heap's cache of freed objects: they span slabs, so the check is that
- * the next link points into slab memory of this cache's slab size (the segment
- * map indexed modulo its size: a forged link outside the address space lands on
- * an entry that is almost surely 0 or another size, and is caught as well). */
+ * the next link points into slab memory of this cache's slab size (the
+ * segment map, internal.h's fp_next_cross). */
 static inline void *heap_pop_lfree(struct slab_cache *s, struct heap *h)
 {
     void *obj = h->lfree;
-    void *next = fp_get(s, obj);
-    uintptr_t seg = ((uintptr_t)next >> SEGMENT_SHIFT) & (SEGMAP_ENTRIES - 1);
-    if (unlikely(next && atomic_load_explicit(&segmap[seg], relaxed) != s->slab_shift))
-        slab_report_corrupt_freelist(s, obj, next, "not an object of this cache");
+    void *next = fp_next_cross(s, obj);
     obj_mark_inuse(s, obj); /* defrag lists live objects by this mark (inuse.h) */
     h->lfree = next;
     h->nlfree--;

@@ -51,7 +51,7 @@
  *    next looks its table up for that id, or when it exits.
  * 4. Invariants.  h->nfree == |h->freelist|; h->nlfree == |h->lfree| and every
  *    object on it lies in a slab h owns (its link, like those on h->delayed,
- *    is checked to name an object of the cache before the walks of
+ *    is checked to point into the cache's slab memory before the walks of
  *    heap_lfree_flush and heap_drain_delayed follow it: a write after free
  *    into a held object is reported, not followed to a wild address); the
  *    active slab's own freelist is NULL and its inuse is recomputed as

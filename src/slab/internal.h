@@ -510,18 +510,20 @@ _Noreturn void slab_report_bad_free(const struct slab_cache *s, const void *obj,
 /*
  * Decoding a free pointer: every link is checked before anything dereferences
  * what it decodes to, so a link overwritten after its object was freed (or by
- * an overflow) ends in a report naming the object, never in a load from a wild
+ * an overflow) ends in a report naming the object, not in a load from a wild
  * address.
  *   fp_next_in_slab  a slab's own free list (the active slab's, a slab's
  *                    freelist, its remote stack): the next object lies in the
  *                    same slab (one xor and shift).
  *   fp_next_cross    a list that spans slabs (a heap's lfree and delayed
- *                    stacks, heap.c): the next object starts an object slot of
- *                    a live slab of s (objects on those stacks still count
- *                    as allocated in their slabs, which therefore stay live).
- *                    The segment map is read first, and slab memory is never
- *                    unmapped (os.c), so the header loads after it cannot
- *                    fault whatever the link held.
+ *                    stacks: their pops and walks, alloc.c and heap.c): the
+ *                    next object lies in slab memory of the cache's slab size,
+ *                    by the segment map, without a load from the address
+ *                    itself.  Slab memory is never unmapped (os.c), so what a
+ *                    walk then reads there cannot fault.  The check is cheap:
+ *                    a forged link into another slab of that size is left to
+ *                    the later checks (double free, slab_free's), as on a
+ *                    slab's own lists.
  */
 static inline void *fp_next_in_slab(const struct slab_cache *s, const void *obj)
 {
@@ -531,23 +533,23 @@ static inline void *fp_next_in_slab(const struct slab_cache *s, const void *obj)
     return next;
 }
 
+static inline void *fp_next_cross(const struct slab_cache *s, const void *obj)
+{
+    void *next = fp_get(s, obj);
+    /* The map indexed modulo its size (no compare on the alloc path that pops
+     * lfree): a link outside the address space lands on an entry that is
+     * almost surely 0 or another size, and is caught as well. */
+    uintptr_t seg = ((uintptr_t)next >> SEGMENT_SHIFT) & (SEGMAP_ENTRIES - 1);
+    if (unlikely(next && atomic_load_explicit(&segmap[seg], relaxed) != s->slab_shift))
+        slab_report_corrupt_freelist(s, obj, next, "outside its cache's slab memory");
+    return next;
+}
+
 /* obj is the start of one of sl's object slots (slab_free's alignment check). */
 static inline bool slab_is_slot(const struct slab_cache *s, const struct slab *sl, const void *obj)
 {
     uintptr_t off = (uintptr_t)obj - (uintptr_t)sl - s->first_offset;
     return off < s->objects_span && (uintptr_t)slab_index(s, sl, obj) * s->stride == off;
-}
-
-static inline void *fp_next_cross(const struct slab_cache *s, const void *obj)
-{
-    void *next = fp_get(s, obj);
-    if (next) {
-        const struct slab *sl = (const struct slab *)((uintptr_t)next & ~(uintptr_t)(slab_bytes(s) - 1));
-        if (unlikely(os_segment_slab_shift(next) != s->slab_shift || !slab_is_live_of(sl, s) ||
-                     !slab_is_slot(s, sl, next)))
-            slab_report_corrupt_freelist(s, obj, next, "not an object of this cache");
-    }
-    return next;
 }
 
 /* cache.c */

@@ -4,7 +4,7 @@
  * or on the delayed stack where other threads' frees into its full slabs
  * wait — is reported when that list is walked:
  * "slabdefrag: cache '<name>': corrupted free pointer in free object <ptr>
- * (decodes to <ptr>, not an object of this cache): write after free or
+ * (decodes to <ptr>, outside its cache's slab memory): write after free or
  * overflow", instead of the walk following the link to a wild address (a
  * segmentation fault without a word).
  *
@@ -92,7 +92,7 @@ static void expect_report(const char *label, struct slab_cache *s, enum where wh
 {
     struct held c = {s, where, 1, value};
     const char *needles[] = {"slabdefrag: cache 'held': corrupted free pointer in free object",
-                             "not an object of this cache): write after free or overflow", NULL};
+                             "outside its cache's slab memory): write after free or overflow", NULL};
     CHECK(expect_die(label, run_case, &c, needles) == 0, "%s: corrupted link not reported", label);
     char control[96];
     snprintf(control, sizeof control, "%s (control, no write)", label);
