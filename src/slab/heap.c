@@ -55,8 +55,9 @@
  *    heap_lfree_flush and heap_drain_delayed follow it: a write after free
  *    into a held object is reported, not followed to a wild address); the
  *    active slab's own freelist is NULL and its inuse is recomputed as
- *    objects - nfree when it stops being active; a slab on h->partial has freelist != NULL; a slab on h->full has an
- *    empty freelist and may have remote frees and delayed objects waiting.
+ *    objects - nfree when it stops being active; a slab on h->partial has
+ *    freelist != NULL; a slab on h->full has an empty freelist and may have
+ *    remote frees and delayed objects waiting.
  *    Delayed free is ARMED when a slab goes to h->full and disarmed only when the
  *    slab leaves the heap (cache_put_slab): an armed slab back on h->partial just
  *    sends its next remote free through h->delayed, which is harmless.
