@@ -14,7 +14,11 @@
  *        empty ones and defragmentation reaches the rest.
  *    When no cache holds any slab it sleeps until slab_new wakes it.
  * 2. Locking.  purge_lock (a leaf) protects the sleeping handshake with
- *    purge_cond.  starting/started are atomics: the thread that turns starting
+ *    purge_cond, and purge_cond itself: every signal is sent with it held, and
+ *    the starter (re)initialises purge_cond (monotonic clock; a forked child's
+ *    copy may record the parent's waiter) with it held too, since
+ *    slab_set_purge_delay may signal from another thread at that moment.
+ *    starting/started are atomics: the thread that turns starting
  *    from false to true creates the thread with no lock held (pthread_create may
  *    allocate through this very library when it is the program's malloc).  The
  *    thread takes cache_list_lock and bg_lock (pins), then heaps_lock and
@@ -171,7 +175,9 @@ void purge_start_once(void)
     if (!atomic_compare_exchange_strong(&starting, &expect, true))
         return;
     pthread_once(&env_once, read_env);
+    pthread_mutex_lock(&purge_lock); /* no signal meanwhile (see 2.) */
     condattr_monotonic();
+    pthread_mutex_unlock(&purge_lock);
     sigset_t all, old; /* the thread takes no signal meant for the program */
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
