@@ -57,6 +57,22 @@ _Noreturn void slab_report_corrupt_freelist(const struct slab_cache *s, const vo
     abort();
 }
 
+/* Not a caller's mistake: the state word says ARMED (an owner heap keeps the
+ * slab on its full list) but no heap owns it.  Named, with the word, instead of
+ * a fault on the NULL heap. */
+static _Noreturn __attribute__((noinline)) void slab_report_no_owner(const struct slab_cache *s,
+                                                                     const struct slab *sl,
+                                                                     const void *obj)
+{
+    fprintf(stderr,
+            "slabdefrag: cache '%s': internal error: free of %p found slab %p armed for delayed "
+            "free with no owner (xfree %#llx)\n",
+            s->name, obj, (const void *)sl,
+            (unsigned long long)atomic_load_explicit(&((struct slab *)sl)->xfree, relaxed));
+    fflush(stderr);
+    abort();
+}
+
 static _Noreturn void report_foreign(const struct slab_cache *s, const void *obj)
 {
     unsigned shift = os_segment_slab_shift(obj);
@@ -108,6 +124,8 @@ static void claim_full(struct slab_cache *s, struct heap *h, struct slab *sl, vo
 static void delayed_push(struct slab_cache *s, struct slab *sl, void *obj)
 {
     struct heap *o = atomic_load_explicit(&sl->owner, relaxed);
+    if (unlikely(o == NULL)) /* an armed slab always has an owner: a broken invariant */
+        slab_report_no_owner(s, sl, obj);
     void *head = atomic_load_explicit(&o->delayed, relaxed);
     do
         fp_set(s, obj, head);
