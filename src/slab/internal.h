@@ -81,6 +81,9 @@
  *                 slab (owner or thief) waits until FREEING has passed, so the heap
  *                 a freer is pushing onto outlives the push (heaps are never freed
  *                 while one of their slabs is ARMED or FREEING).
+ *   The delay bits change only by the transitions above (and end NORMAL when the
+ *   state changes): taking the remote stack (slab_take_remote) keeps them, or a
+ *   FREEING erased there would let a disarm pass by a freer still pushing.
  * Pushing onto a stack needs no ABA protection: only the owner pops, and it takes
  * the whole stack at once (exchange), never one element.
  *

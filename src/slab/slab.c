@@ -218,7 +218,10 @@ void *slab_take_remote(struct slab *sl, unsigned *count)
 {
     uint64_t old = atomic_load_explicit(&sl->xfree, memory_order_acquire);
     while (xf_head(old)) {
-        uint64_t new = xf_make(xf_state(old), 0, 0);
+        /* The delay bits stay: a FREEING dropped here would let slab_disarm
+         * return while a freer is still pushing onto the owner's delayed stack
+         * (it would then read the owner after cache_put_slab cleared it). */
+        uint64_t new = xf_make(xf_state(old), 0, 0) | (old & XF_DELAY_MASK);
         if (atomic_compare_exchange_weak_explicit(&sl->xfree, &old, new, memory_order_seq_cst,
                                                   memory_order_acquire)) {
             *count = xf_count(old);
