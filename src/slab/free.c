@@ -119,10 +119,13 @@ static void claim_full(struct slab_cache *s, struct heap *h, struct slab *sl, vo
     heap_publish(h);
 }
 
+TEST_HOOKS_DEFINE(struct slab_free_test_hooks, slab_free_set_test_hooks)
+
 /* We turned the slab's delayed bits ARMED → FREEING: hand the object to the
  * owner heap's delayed stack, then let the next remote free push normally. */
 static void delayed_push(struct slab_cache *s, struct slab *sl, void *obj)
 {
+    TEST_HOOK(in_delayed_push, s, sl);
     struct heap *o = atomic_load_explicit(&sl->owner, relaxed);
     if (unlikely(o == NULL)) /* an armed slab always has an owner: a broken invariant */
         slab_report_no_owner(s, sl, obj);
@@ -136,8 +139,6 @@ static void delayed_push(struct slab_cache *s, struct slab *sl, void *obj)
                                                   memory_order_release, relaxed))
         ;
 }
-
-TEST_HOOKS_DEFINE(struct slab_free_test_hooks, slab_free_set_test_hooks)
 
 /* A free into a slab the caller's heap h does not own (h: entered, or NULL when
  * there is none: then a FULL slab is listed instead of claimed). */

@@ -477,6 +477,8 @@ struct slab *cache_partial_fullest(struct slab_cache *s);        /* cache->lock 
 #ifdef SLABDEFRAG_TESTING
 struct slab_free_test_hooks {
     void (*before_empty_check)(struct slab_cache *s, struct slab *sl, void *arg);
+    /* after the ARMED -> FREEING CAS, before slab->owner is read */
+    void (*in_delayed_push)(struct slab_cache *s, struct slab *sl, void *arg);
     void *arg;
 };
 void slab_free_set_test_hooks(const struct slab_free_test_hooks *hooks); /* NULL: none */
